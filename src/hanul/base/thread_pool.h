@@ -1,0 +1,59 @@
+// One thread pool, made once (STYLE 9). Kernels take a range [begin, end) and
+// the pool hands ranges out; how work is split never changes what is computed,
+// so results do not depend on the thread count.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hanul {
+
+class ThreadPool {
+ public:
+  // n_threads <= 0: one per hardware thread. The calling thread is one of them.
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int n_threads() const { return n_threads_; }
+
+  // Calls fn(task) for every task in [0, n_tasks) across the pool and returns
+  // when all are done. Not reentrant: fn must not call run() on this pool.
+  void run(int64_t n_tasks, const std::function<void(int64_t task)>& fn);
+
+ private:
+  void worker_loop();
+  void drain();
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_work_;
+  std::condition_variable cv_done_;
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  int64_t n_tasks_ = 0;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int64_t> done_{0};
+  std::atomic<uint64_t> generation_{0};
+  int active_workers_ = 0;
+  bool stop_ = false;
+};
+
+// Splits [0, n) into contiguous chunks of at least `grain` items (about four
+// per thread) and calls fn(begin, end) for each; runs inline when pool is null
+// or the work is one chunk.
+void parallel_for(ThreadPool* pool, int64_t n, int64_t grain,
+                  const std::function<void(int64_t begin, int64_t end)>& fn);
+
+// The process-wide pool, sized by set_default_threads() (the CLI's -t) or the
+// hardware.
+ThreadPool& default_pool();
+void set_default_threads(int n_threads);
+
+}  // namespace hanul

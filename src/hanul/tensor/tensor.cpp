@@ -1,0 +1,54 @@
+#include "hanul/tensor/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include "hanul/tensor/quantize.h"
+
+namespace hanul {
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int64_t Tensor::rows() const {
+  if (shape.size() <= 1) return 1;
+  return numel() / shape.back();
+}
+
+int64_t Tensor::row_stride() const { return row_bytes(dtype, cols()); }
+
+int64_t Tensor::nbytes() const { return rows() * row_stride(); }
+
+std::string Tensor::shape_str() const { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+Tensor Tensor::allocate(std::string name, DType dtype, std::vector<int64_t> shape) {
+  Tensor t;
+  t.name = std::move(name);
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  size_t n = static_cast<size_t>(t.nbytes());
+  // 64-byte aligned so SIMD kernels can use aligned loads on it.
+  void* p = std::aligned_alloc(64, (n + 63) / 64 * 64 + 64);
+  std::memset(p, 0, (n + 63) / 64 * 64 + 64);
+  t.owner = std::shared_ptr<const void>(p, [](const void* q) { std::free(const_cast<void*>(q)); });
+  t.data = p;
+  return t;
+}
+
+Result<Tensor> to_f32(const Tensor& t) {
+  Tensor out = Tensor::allocate(t.name, DType::F32, t.shape);
+  float* dst = static_cast<float*>(out.mutable_data());
+  const int64_t cols = t.cols();
+  for (int64_t r = 0; r < t.rows(); ++r) {
+    HANUL_TRY(dequantize_row(t.dtype, t.bytes() + r * t.row_stride(), dst + r * cols, cols));
+  }
+  return out;
+}
+
+}  // namespace hanul
