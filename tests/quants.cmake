@@ -1,0 +1,14 @@
+# Quantization reference check: hanul's quantize_row / dequantize_row against
+# the gguf PyPI package's numpy implementation (tests/reference/check_quants.py),
+# driven through the small quant_tool executable.
+add_executable(quant_tool ${CMAKE_CURRENT_SOURCE_DIR}/tools/quant_tool.cpp)
+target_link_libraries(quant_tool PRIVATE hanul_tensor)
+
+set(HANUL_PYTHON "${PROJECT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
+    "Python with numpy, gguf and torch for the reference checks")
+if(EXISTS "${HANUL_PYTHON}")
+  add_test(NAME reference.check_quants
+           COMMAND ${HANUL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_quants.py
+                   --tool $<TARGET_FILE:quant_tool>)
+  set_tests_properties(reference.check_quants PROPERTIES LABELS reference TIMEOUT 300)
+endif()
