@@ -26,7 +26,10 @@ enum class GgufType : uint32_t {
 };
 
 // One metadata value. Scalars keep their GGUF type; arrays keep the element
-// type and hold their elements in the vector of matching kind.
+// type and hold their elements in the vector of matching kind. Unsigned
+// integers are uint64_t, signed int64_t, floats double; an array of bools is
+// a vector<uint64_t> of 0/1 with elem_type kBool. Arrays of arrays are refused
+// when reading (as ggml's gguf.cpp does) and cannot be written.
 struct GgufValue {
   GgufType type = GgufType::kU32;
   GgufType elem_type = GgufType::kU32;  // for arrays
@@ -62,6 +65,7 @@ class GgufFile {
   uint32_t version_ = 0;
   std::map<std::string, GgufValue, std::less<>> kv_;
   std::vector<Tensor> tensors_;
+  std::map<std::string, size_t, std::less<>> index_;  // tensor name -> position in tensors_
   friend class GgufReader;
 };
 
