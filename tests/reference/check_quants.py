@@ -79,11 +79,14 @@ def check(ok: bool, what: str, detail: str = ""):
 
 def first_diff(a, b):
     a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
-    if a.shape != b.shape:
+    if a.shape != b.shape or a.itemsize != b.itemsize:
         return f"shapes {a.shape} vs {b.shape}"
-    i = int(np.argmax(a.view(np.uint8 if a.dtype == np.uint8 else np.uint32)
-                      != b.view(np.uint8 if b.dtype == np.uint8 else np.uint32)))
-    return f"first difference at {i}: hanul {a[i]!r} vs reference {b[i]!r}"
+    u = np.dtype(f"u{a.itemsize}")
+    diff = np.flatnonzero(a.view(u) != b.view(u))
+    if diff.size == 0:
+        return "no bit difference"
+    i = int(diff[0])
+    return f"{diff.size} differ, first at {i}: hanul {a[i]!r} vs reference {b[i]!r}"
 
 
 def random_blocks(rng, qtype, n_blocks):
