@@ -20,6 +20,8 @@ namespace hanul {
 class SafetensorsFile {
  public:
   static Result<SafetensorsFile> open(const std::string& path);
+  const std::string& path() const;
+  // In file order (by data offset), as the reference implementation lists them.
   const std::vector<Tensor>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
@@ -49,7 +51,8 @@ class SafetensorsDir {
 };
 
 // Writes one .safetensors file atomically. Only plain dtypes (F32, F16, BF16,
-// F64, I8..I64); a quantized tensor is refused.
+// F64, I8..I64); a quantized tensor is refused. Byte-identical to what the Rust
+// reference writes for the same tensors (sorted by dtype, then name).
 Status write_safetensors(const std::string& path, const std::vector<Tensor>& tensors,
                          const std::map<std::string, std::string>& metadata = {});
 
