@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -47,6 +48,23 @@ Result<Tensor> to_f32(const Tensor& t) {
   const int64_t cols = t.cols();
   for (int64_t r = 0; r < t.rows(); ++r) {
     HANUL_TRY(dequantize_row(t.dtype, t.bytes() + r * t.row_stride(), dst + r * cols, cols));
+  }
+  return out;
+}
+
+Result<Tensor> to_dtype(const Tensor& t, DType to) {
+  if (t.dtype == to) return t;
+  if (!can_quantize(to)) return Error{fmt::format("tensor '{}': cannot write dtype {}", t.name, dtype_name(to))};
+  const int64_t cols = t.cols();
+  if (cols % block_size(to) != 0)
+    return Error{fmt::format("tensor '{}': rows of {} elements are not whole {} blocks of {}", t.name, cols,
+                             dtype_name(to), block_size(to))};
+  Tensor out = Tensor::allocate(t.name, to, t.shape);
+  std::vector<float> row(static_cast<size_t>(cols));
+  auto* dst = static_cast<uint8_t*>(out.mutable_data());
+  for (int64_t r = 0; r < t.rows(); ++r) {
+    HANUL_TRY(dequantize_row(t.dtype, t.bytes() + r * t.row_stride(), row.data(), cols));
+    HANUL_TRY(quantize_row(to, row.data(), dst + r * out.row_stride(), cols));
   }
   return out;
 }

@@ -40,4 +40,9 @@ struct Tensor {
 // The whole tensor as float32 (dequantized or widened), in a new owning Tensor.
 Result<Tensor> to_f32(const Tensor& t);
 
+// The tensor in another dtype (row by row through float32); a view of t
+// itself when the dtype is already `to`. Fails when a row is not a whole
+// number of `to`'s blocks or `to` cannot be written.
+Result<Tensor> to_dtype(const Tensor& t, DType to);
+
 }  // namespace hanul
