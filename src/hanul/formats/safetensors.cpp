@@ -16,7 +16,6 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include "hanul/base/log.h"
 
 namespace hanul {
 namespace {

@@ -217,5 +217,198 @@ TEST(Gguf, RefusesVersionOneAndBadMagic) {
   std::remove(path.c_str());
 }
 
+
+// Builds GGUF bytes by hand, so tests can write what GgufWriter never would.
+class RawGguf {
+ public:
+  RawGguf& u32(uint32_t v) { return raw(&v, 4); }
+  RawGguf& u64(uint64_t v) { return raw(&v, 8); }
+  RawGguf& str(const std::string& s) {
+    u64(s.size());
+    buf_ += s;
+    return *this;
+  }
+  RawGguf& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) {
+    buf_ += "GGUF";
+    return u32(version).u64(n_tensors).u64(n_kv);
+  }
+  // A tensor info: ne innermost first, as on disk.
+  RawGguf& tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type,
+                  uint64_t offset) {
+    str(name).u32(static_cast<uint32_t>(ne.size()));
+    for (uint64_t x : ne) u64(x);
+    return u32(type).u64(offset);
+  }
+  RawGguf& pad(size_t alignment = 32) {
+    buf_.append((alignment - buf_.size() % alignment) % alignment, '\0');
+    return *this;
+  }
+  RawGguf& bytes(size_t n) {
+    buf_.append(n, '\x11');
+    return *this;
+  }
+  const std::string& str() const { return buf_; }
+
+ private:
+  RawGguf& raw(const void* p, size_t n) {
+    buf_.append(static_cast<const char*>(p), n);
+    return *this;
+  }
+  std::string buf_;
+};
+
+constexpr uint32_t kF32 = 0, kQ4_0 = 2;
+
+TEST(Gguf, RefusesHostileFilesWithAClearMessage) {
+  struct Case {
+    std::string name;
+    std::string bytes;
+    std::string expect;
+  };
+  auto kv_str = [](uint64_t len) { return RawGguf().header(0, 1).str("k").u32(8).u64(len).str(); };
+  std::vector<Case> cases = {
+      {"version 4", RawGguf().header(0, 0, 4).str(), "version 4"},
+      {"absurd kv count", RawGguf().header(0, uint64_t{1} << 60).str(), "metadata entries"},
+      {"absurd tensor count", RawGguf().header(uint64_t{1} << 60, 0).str(), "tensors"},
+      {"string past end", kv_str(1000), "length 1000"},
+      {"huge string", kv_str(~uint64_t{0}), "bytes are left"},
+      {"unknown kv type", RawGguf().header(0, 1).str("k").u32(13).u32(0).str(), "unknown type"},
+      {"huge array", RawGguf().header(0, 1).str("k").u32(9).u32(4).u64(uint64_t{1} << 61).str(),
+       "claims"},
+      {"huge string array",
+       RawGguf().header(0, 1).str("k").u32(9).u32(8).u64(uint64_t{1} << 40).str(), "claims"},
+      {"nested array", RawGguf().header(0, 1).str("k").u32(9).u32(9).u64(1).str(), "nested"},
+      {"duplicate key",
+       RawGguf().header(0, 2).str("k").u32(4).u32(1).str("k").u32(4).u32(2).str(), "duplicate"},
+      {"bad alignment",
+       RawGguf().header(0, 1).str("general.alignment").u32(4).u32(48).str(), "alignment"},
+      {"too many dims", RawGguf().header(1, 0).tensor("t", {1, 1, 1, 1, 1}, kF32, 0).str(),
+       "5 dims"},
+      {"unknown dtype", RawGguf().header(1, 0).tensor("t", {4}, 99, 0).pad().bytes(32).str(),
+       "ggml type 99"},
+      {"not a block multiple",
+       RawGguf().header(1, 0).tensor("t", {33}, kQ4_0, 0).pad().bytes(64).str(), "block size 32"},
+      {"zero dim", RawGguf().header(1, 0).tensor("t", {4, 0}, kF32, 0).pad().str(), "zero"},
+      {"ne overflow",
+       RawGguf().header(1, 0).tensor("t", {1ull << 32, 1ull << 32}, kF32, 0).pad().str(),
+       "overflows"},
+      {"bytes overflow",
+       RawGguf().header(1, 0).tensor("t", {1ull << 31, 1ull << 31}, kF32, 0).pad().str(),
+       "overflows"},
+      {"data past end", RawGguf().header(1, 0).tensor("t.w", {16}, kF32, 0).pad().bytes(32).str(),
+       "'t.w' (64 bytes at data offset 0) ends past the end"},
+      {"offset past end",
+       RawGguf().header(1, 0).tensor("t", {4}, kF32, ~uint64_t{0} - 31).pad().bytes(32).str(),
+       "past the end"},
+      {"unaligned offset",
+       RawGguf().header(1, 0).tensor("t", {4}, kF32, 8).pad().bytes(64).str(), "alignment 32"},
+      {"overlap",
+       RawGguf().header(2, 0).tensor("a", {16}, kF32, 0).tensor("b", {8}, kF32, 32).pad().bytes(
+           128).str(),
+       "overlap"},
+      {"duplicate tensor",
+       RawGguf().header(2, 0).tensor("a", {8}, kF32, 0).tensor("a", {8}, kF32, 32).pad().bytes(
+           64).str(),
+       "duplicate tensor"},
+      {"header truncated in tensor info",
+       RawGguf().header(1, 0).str("tttttttttttt").u32(1).str(), "ne[0]"},
+  };
+  const std::string path = temp_path("hostile.gguf");
+  for (const Case& c : cases) {
+    write_bytes(path, c.bytes);
+    auto f = GgufFile::open(path);
+    ASSERT_FALSE(f.ok()) << c.name;
+    EXPECT_NE(f.message().find(c.expect), std::string::npos) << c.name << ": " << f.message();
+    EXPECT_NE(f.message().find(path), std::string::npos) << c.name << ": " << f.message();
+  }
+  // Sanity: the builder makes files that do open when nothing is wrong.
+  write_bytes(path, RawGguf()
+                        .header(2, 1)
+                        .str("general.alignment").u32(4).u32(64)
+                        .tensor("a", {16}, kF32, 0)
+                        .tensor("b", {32}, kQ4_0, 64)
+                        .pad(64)
+                        .bytes(64 + 18)
+                        .str());
+  auto f = GgufFile::open(path);
+  ASSERT_TRUE(f.ok()) << f.message();
+  EXPECT_EQ(f->version(), 3u);
+  EXPECT_EQ(f->find_tensor("b")->dtype, DType::Q4_0);
+  EXPECT_EQ(f->find_tensor("b")->bytes() - f->find_tensor("a")->bytes(), 64);
+  // v2 has the same layout as v3.
+  write_bytes(path, RawGguf().header(0, 1, 2).str("k").u32(8).str("v").str());
+  f = GgufFile::open(path);
+  ASSERT_TRUE(f.ok()) << f.message();
+  EXPECT_EQ(f->version(), 2u);
+  EXPECT_EQ(f->get_string("k"), "v");
+  std::remove(path.c_str());
+}
+
+// Touches every byte of every tensor, so AddressSanitizer sees a view that leaves the file.
+uint64_t checksum(const std::vector<Tensor>& tensors) {
+  uint64_t sum = 0;
+  for (const Tensor& t : tensors)
+    for (int64_t i = 0; i < t.nbytes(); ++i) sum += t.bytes()[i];
+  return sum;
+}
+
+// Randomly truncated and bit-flipped variants of a valid file: each must open or fail cleanly.
+// Run under ASan + UBSan too (test_formats_asan in tests/formats.cmake).
+TEST(Gguf, FuzzedFilesOpenOrFailCleanly) {
+  GgufWriter w;
+  w.set_string("general.architecture", "llama");
+  w.set_u32("llama.block_count", 2);
+  w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.set_bool("flag", true);
+  w.set_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "a", "b"});
+  w.set_f32_array("tokenizer.ggml.scores", {0, 0, 0, -1, -2});
+  w.set_i32_array("tokenizer.ggml.token_type", {2, 3, 3, 1, 1});
+  std::vector<Tensor> ts = {make_tensor("token_embd.weight", DType::F32, {5, 8}, 1),
+                            make_tensor("blk.0.attn_q.weight", DType::Q4_0, {4, 64}, 2),
+                            make_tensor("blk.0.ffn_down.weight", DType::Q6_K, {2, 256}, 3),
+                            make_tensor("output_norm.weight", DType::F16, {8}, 4)};
+  for (const Tensor& t : ts) w.add_tensor(t);
+  const std::string good_path = temp_path("fuzz_good.gguf");
+  ASSERT_TRUE(w.write(good_path).ok());
+  const std::string good = read_bytes(good_path);
+  ASSERT_TRUE(GgufFile::open(good_path).ok());
+
+  std::mt19937 rng(20240611);
+  const std::string path = temp_path("fuzz.gguf");
+  int opened = 0, refused = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    std::string bytes = good;
+    const int kind = iter % 4;
+    if (kind == 0) {  // truncate anywhere
+      bytes.resize(rng() % bytes.size());
+    } else if (kind == 1) {  // flip a few bits, mostly in the header where they matter
+      const size_t span = rng() % 4 == 0 ? bytes.size() : std::min<size_t>(bytes.size(), 600);
+      for (int k = 1 + rng() % 4; k > 0; --k) bytes[rng() % span] ^= static_cast<char>(1 << (rng() % 8));
+    } else if (kind == 2) {  // a random byte run (lengths and counts become huge or odd)
+      const size_t at = rng() % std::min<size_t>(bytes.size(), 600);
+      for (size_t k = at; k < std::min(bytes.size(), at + 1 + rng() % 8); ++k)
+        bytes[k] = static_cast<char>(rng());
+    } else {  // flips and a truncation together
+      bytes[rng() % std::min<size_t>(bytes.size(), 600)] ^= static_cast<char>(1 << (rng() % 8));
+      bytes.resize(bytes.size() - rng() % 64);
+    }
+    write_bytes(path, bytes);
+    auto f = GgufFile::open(path);
+    if (f.ok()) {
+      ++opened;
+      checksum(f->tensors());
+      for (const auto& [k, v] : f->metadata()) (void)f->get_float_array(k);
+    } else {
+      ++refused;
+      EXPECT_NE(f.message().find(path), std::string::npos) << f.message();
+    }
+  }
+  // Both outcomes must really happen, or the variants test nothing.
+  EXPECT_GT(refused, 100);
+  EXPECT_GT(opened, 10);
+  std::remove(path.c_str());
+  std::remove(good_path.c_str());
+}
+
 }  // namespace
 }  // namespace hanul

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 
 #include "formats_test_util.h"
@@ -192,6 +193,57 @@ TEST(SafetensorsDir, SingleFileAndShardedFoldersRoundTrip) {
   EXPECT_FALSE(SafetensorsDir::open(temp_path("no_such_dir")).ok());
   fs::remove_all(one);
   fs::remove_all(many);
+}
+
+
+// Randomly truncated and corrupted variants of a valid file: each must open or fail cleanly.
+// Run under ASan + UBSan too (test_formats_asan in tests/formats.cmake).
+TEST(Safetensors, FuzzedFilesOpenOrFailCleanly) {
+  std::vector<Tensor> ts = {make_tensor("model.embed_tokens.weight", DType::BF16, {6, 4}, 1),
+                            make_tensor("model.norm.weight", DType::F32, {4}, 2),
+                            make_tensor("lm_head.weight", DType::F16, {6, 4}, 3),
+                            make_tensor("step", DType::I64, {}, 4)};
+  const std::string good_path = temp_path("fuzz_good.safetensors");
+  ASSERT_TRUE(write_safetensors(good_path, ts, {{"format", "pt"}}).ok());
+  const std::string good = read_bytes(good_path);
+  std::mt19937 rng(777);
+  const std::string path = temp_path("fuzz.safetensors");
+  const std::string kDigits = "0123456789";
+  int opened = 0, refused = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    std::string bytes = good;
+    const int kind = iter % 4;
+    if (kind == 0) {
+      bytes.resize(rng() % bytes.size());
+    } else if (kind == 1) {
+      for (int k = 1 + rng() % 4; k > 0; --k)
+        bytes[rng() % bytes.size()] ^= static_cast<char>(1 << (rng() % 8));
+    } else if (kind == 2) {  // change a digit of the header: shapes and offsets go wrong
+      std::vector<size_t> at;
+      for (size_t i = 8; i < std::min<size_t>(bytes.size(), 300); ++i)
+        if (kDigits.find(bytes[i]) != std::string::npos) at.push_back(i);
+      for (int k = 1 + rng() % 2; k > 0 && !at.empty(); --k)
+        bytes[at[rng() % at.size()]] = kDigits[rng() % 10];
+    } else {  // the header length itself
+      bytes[rng() % 8] ^= static_cast<char>(1 << (rng() % 8));
+    }
+    write_bytes(path, bytes);
+    auto f = SafetensorsFile::open(path);
+    if (f.ok()) {
+      ++opened;
+      uint64_t sum = 0;
+      for (const Tensor& t : f->tensors())
+        for (int64_t i = 0; i < t.nbytes(); ++i) sum += t.bytes()[i];
+      (void)sum;
+    } else {
+      ++refused;
+      EXPECT_NE(f.message().find(path), std::string::npos) << f.message();
+    }
+  }
+  EXPECT_GT(refused, 100);
+  EXPECT_GT(opened, 10);
+  std::remove(path.c_str());
+  std::remove(good_path.c_str());
 }
 
 }  // namespace
