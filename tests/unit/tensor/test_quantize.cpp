@@ -373,8 +373,9 @@ TEST(RoundTrip, SimpleTypesStayWithinTheirPerBlockBound) {
 //   Q4_K: 16 levels over the range of 32: D ~ 4.1/15 -> 0.079
 //   Q3_K: 8 symmetric levels / 16: D ~ 2*1.77/7 -> 0.146
 //   Q2_K: 4 levels over the range of 16 (min clamped to <= 0): D ~ 3.5/3 -> 0.34
-// The bounds allow 1.4x for scale quantization (6- or 4-bit sub-scales) and
-// sampling noise; the search makes the actual errors smaller than the estimate.
+// These estimates ignore the quantized sub-scales (8-, 6- or 4-bit) and the
+// least-squares search; measured on this data: Q6_K 0.0177, Q5_K 0.0363,
+// Q4_K 0.0710, Q3_K 0.153, Q2_K 0.294. The bounds allow 1.4x the estimate.
 TEST(RoundTrip, KQuantsRmsErrorMatchesTheirBitWidth) {
   struct Case {
     DType t;
