@@ -152,7 +152,7 @@ Result<ModelConfig> config_from_gguf(const GgufFile& g) {
     bool found = false;
     std::visit(
         [&](auto m) {
-          using T = std::remove_reference_t<decltype(c.*m)>;
+          using T = std::remove_cvref_t<decltype(c.*m)>;
           if constexpr (std::is_same_v<T, float>) {
             if (auto v = g.get_float(key)) c.*m = static_cast<float>(*v), found = true;
           } else {
@@ -231,7 +231,7 @@ void config_to_gguf(const ModelConfig& c, GgufWriter& w) {
     std::string key = a + "." + f.gguf;
     std::visit(
         [&](auto m) {
-          using T = std::remove_reference_t<decltype(c.*m)>;
+          using T = std::remove_cvref_t<decltype(c.*m)>;
           if constexpr (std::is_same_v<T, float>)
             w.set_f32(key, c.*m);
           else

@@ -102,6 +102,12 @@ Status convert_model(const std::string& in, const std::string& out, const Conver
   if (to_gguf) {
     GgufWriter w;
     config_to_gguf(cfg, w);
+    if (model->format == "gguf") {
+      // GGUF -> GGUF keeps the embedded vocabulary, merges and chat template as they are.
+      const auto& src = *std::static_pointer_cast<const GgufFile>(model->source);
+      for (const auto& [key, value] : src.metadata())
+        if (key.rfind("tokenizer.", 0) == 0) w.set(key, value);
+    }
     if (cfg.rope_scaling == RopeScalingType::kLlama3) {
       // llama.cpp carries llama3 scaling as a rope_freqs tensor; hanul also
       // keeps the parameters so the HF config can be written back exactly.
