@@ -247,6 +247,21 @@ TEST(QuantizeQ8_1, SumFieldIsScaleTimesCodeSum) {
   }
 }
 
+TEST(QuantizeAnyType, NonFiniteInputIsNotUndefinedBehaviour) {
+  // Weights with inf/NaN are garbage in, but quantizing them must not hit C++
+  // UB (float -> int casts of NaN); the sanitizer build checks this test.
+  std::vector<float> x(256 * 2, 1.0f);
+  x[3] = NAN;
+  x[100] = INFINITY;
+  x[300] = -INFINITY;
+  x[301] = 3e38f;
+  for (DType t : kWritable) {
+    const auto q = quantize(t, x);
+    const auto y = dequantize(t, q, static_cast<int64_t>(x.size()));
+    EXPECT_EQ(y.size(), x.size());
+  }
+}
+
 // --- Errors ------------------------------------------------------------------------
 
 TEST(QuantizeErrors, BadLengthNamesTheType) {
