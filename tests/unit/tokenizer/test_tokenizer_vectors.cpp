@@ -52,16 +52,18 @@ TEST_P(TokenizerVectors, EveryCaseMatches) {
 
 INSTANTIATE_TEST_SUITE_P(
     LlamaCpp, TokenizerVectors,
-    ::testing::Values(VocabParam{"ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-spm.gguf", false},
+    ::testing::Values(VocabParam{"ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-spm.gguf", true},
                       VocabParam{"ggml-vocab-gpt-2.gguf", "ggml-vocab-gpt-2.gguf", true},
                       VocabParam{"ggml-vocab-mpt.gguf", "ggml-vocab-mpt.gguf", true},
                       VocabParam{"ggml-vocab-starcoder.gguf", "ggml-vocab-starcoder.gguf", true},
                       VocabParam{"ggml-vocab-refact.gguf", "ggml-vocab-refact.gguf", true},
                       VocabParam{"ggml-vocab-deepseek-coder.gguf", "ggml-vocab-deepseek-coder.gguf", true},
-                      VocabParam{"llama3-tokenizer.model", "ggml-vocab-llama-bpe.gguf", true}),
+                      VocabParam{"llama3-tokenizer.model", "ggml-vocab-llama-bpe.gguf", true},
+                      // Llama 2's own SentencePiece model must agree with its GGUF.
+                      VocabParam{"llama2-tokenizer.model", "ggml-vocab-llama-spm.gguf", true}),
     [](const ::testing::TestParamInfo<VocabParam>& info) {
-      std::string n = info.param.vectors;
-      n = n.substr(11, n.size() - 11 - 5);  // strip "ggml-vocab-" and ".gguf"
+      std::string n = info.param.vocab;
+      if (n.starts_with("ggml-vocab-")) n = n.substr(11);
       for (char& c : n) {
         if (!isalnum(static_cast<unsigned char>(c))) c = '_';
       }
