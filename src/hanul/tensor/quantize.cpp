@@ -8,14 +8,14 @@
 // GGML's evaluation order on purpose, e.g. (w * l) * l, never w * (l * l).
 #include "hanul/tensor/quantize.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cfloat>
 #include <climits>
 #include <cmath>
 #include <cstring>
 #include <string>
-
-#include <fmt/core.h>
 
 #include "hanul/tensor/half.h"
 #include "hanul/tensor/quant_blocks.h"
@@ -649,7 +649,8 @@ void pack_k4_scales(const float* scales, const float* mins, float max_scale, flo
   const float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
   for (int j = 0; j < kQK_K / 32; ++j) {
     // GGML assigns nearest_int to a uint8_t (wrapping) before the min with 63.
-    const uint8_t ls = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
+    const uint8_t ls =
+        std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
     const uint8_t lm = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
     if (j < 4) {
       out[j] = ls;
@@ -833,31 +834,65 @@ Status dequantize_row(DType type, const void* src, float* dst, int64_t n) {
       }
       return Status::Ok();
     }
-    case DType::Q4_0: dequant_q4_0(static_cast<const BlockQ4_0*>(src), dst, nb); return Status::Ok();
-    case DType::Q4_1: dequant_q4_1(static_cast<const BlockQ4_1*>(src), dst, nb); return Status::Ok();
-    case DType::Q5_0: dequant_q5_0(static_cast<const BlockQ5_0*>(src), dst, nb); return Status::Ok();
-    case DType::Q5_1: dequant_q5_1(static_cast<const BlockQ5_1*>(src), dst, nb); return Status::Ok();
-    case DType::Q8_0: dequant_q8_0(static_cast<const BlockQ8_0*>(src), dst, nb); return Status::Ok();
-    case DType::Q8_1: dequant_q8_1(static_cast<const BlockQ8_1*>(src), dst, nb); return Status::Ok();
-    case DType::Q2_K: dequant_q2_k(static_cast<const BlockQ2_K*>(src), dst, nb); return Status::Ok();
-    case DType::Q3_K: dequant_q3_k(static_cast<const BlockQ3_K*>(src), dst, nb); return Status::Ok();
-    case DType::Q4_K: dequant_q4_k(static_cast<const BlockQ4_K*>(src), dst, nb); return Status::Ok();
-    case DType::Q5_K: dequant_q5_k(static_cast<const BlockQ5_K*>(src), dst, nb); return Status::Ok();
-    case DType::Q6_K: dequant_q6_k(static_cast<const BlockQ6_K*>(src), dst, nb); return Status::Ok();
-    case DType::Q8_K: dequant_q8_k(static_cast<const BlockQ8_K*>(src), dst, nb); return Status::Ok();
+    case DType::Q4_0:
+      dequant_q4_0(static_cast<const BlockQ4_0*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q4_1:
+      dequant_q4_1(static_cast<const BlockQ4_1*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q5_0:
+      dequant_q5_0(static_cast<const BlockQ5_0*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q5_1:
+      dequant_q5_1(static_cast<const BlockQ5_1*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q8_0:
+      dequant_q8_0(static_cast<const BlockQ8_0*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q8_1:
+      dequant_q8_1(static_cast<const BlockQ8_1*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q2_K:
+      dequant_q2_k(static_cast<const BlockQ2_K*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q3_K:
+      dequant_q3_k(static_cast<const BlockQ3_K*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q4_K:
+      dequant_q4_k(static_cast<const BlockQ4_K*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q5_K:
+      dequant_q5_k(static_cast<const BlockQ5_K*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q6_K:
+      dequant_q6_k(static_cast<const BlockQ6_K*>(src), dst, nb);
+      return Status::Ok();
+    case DType::Q8_K:
+      dequant_q8_k(static_cast<const BlockQ8_K*>(src), dst, nb);
+      return Status::Ok();
     default:
       break;
   }
-  return Error{fmt::format("dequantize_row: dtype {} cannot be converted to float32",
-                           type_label(type))};
+  return Error{
+      fmt::format("dequantize_row: dtype {} cannot be converted to float32", type_label(type))};
 }
 
 bool can_quantize(DType type) {
   switch (type) {
-    case DType::F32: case DType::F16: case DType::BF16:
-    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1:
-    case DType::Q8_0: case DType::Q8_1:
-    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
+    case DType::Q8_1:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
     case DType::Q8_K:
       return true;
     default:
@@ -882,18 +917,42 @@ Status quantize_row(DType type, const float* src, void* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) h[i] = f32_to_bf16(src[i]);
       return Status::Ok();
     }
-    case DType::Q4_0: quant_q4_0(src, static_cast<BlockQ4_0*>(dst), nb); return Status::Ok();
-    case DType::Q4_1: quant_q4_1(src, static_cast<BlockQ4_1*>(dst), nb); return Status::Ok();
-    case DType::Q5_0: quant_q5_0(src, static_cast<BlockQ5_0*>(dst), nb); return Status::Ok();
-    case DType::Q5_1: quant_q5_1(src, static_cast<BlockQ5_1*>(dst), nb); return Status::Ok();
-    case DType::Q8_0: quant_q8_0(src, static_cast<BlockQ8_0*>(dst), nb); return Status::Ok();
-    case DType::Q8_1: quant_q8_1(src, static_cast<BlockQ8_1*>(dst), nb); return Status::Ok();
-    case DType::Q2_K: quant_q2_k(src, static_cast<BlockQ2_K*>(dst), nb); return Status::Ok();
-    case DType::Q3_K: quant_q3_k(src, static_cast<BlockQ3_K*>(dst), nb); return Status::Ok();
-    case DType::Q4_K: quant_q4_k(src, static_cast<BlockQ4_K*>(dst), nb); return Status::Ok();
-    case DType::Q5_K: quant_q5_k(src, static_cast<BlockQ5_K*>(dst), nb); return Status::Ok();
-    case DType::Q6_K: quant_q6_k(src, static_cast<BlockQ6_K*>(dst), nb); return Status::Ok();
-    case DType::Q8_K: quant_q8_k(src, static_cast<BlockQ8_K*>(dst), nb); return Status::Ok();
+    case DType::Q4_0:
+      quant_q4_0(src, static_cast<BlockQ4_0*>(dst), nb);
+      return Status::Ok();
+    case DType::Q4_1:
+      quant_q4_1(src, static_cast<BlockQ4_1*>(dst), nb);
+      return Status::Ok();
+    case DType::Q5_0:
+      quant_q5_0(src, static_cast<BlockQ5_0*>(dst), nb);
+      return Status::Ok();
+    case DType::Q5_1:
+      quant_q5_1(src, static_cast<BlockQ5_1*>(dst), nb);
+      return Status::Ok();
+    case DType::Q8_0:
+      quant_q8_0(src, static_cast<BlockQ8_0*>(dst), nb);
+      return Status::Ok();
+    case DType::Q8_1:
+      quant_q8_1(src, static_cast<BlockQ8_1*>(dst), nb);
+      return Status::Ok();
+    case DType::Q2_K:
+      quant_q2_k(src, static_cast<BlockQ2_K*>(dst), nb);
+      return Status::Ok();
+    case DType::Q3_K:
+      quant_q3_k(src, static_cast<BlockQ3_K*>(dst), nb);
+      return Status::Ok();
+    case DType::Q4_K:
+      quant_q4_k(src, static_cast<BlockQ4_K*>(dst), nb);
+      return Status::Ok();
+    case DType::Q5_K:
+      quant_q5_k(src, static_cast<BlockQ5_K*>(dst), nb);
+      return Status::Ok();
+    case DType::Q6_K:
+      quant_q6_k(src, static_cast<BlockQ6_K*>(dst), nb);
+      return Status::Ok();
+    case DType::Q8_K:
+      quant_q8_k(src, static_cast<BlockQ8_K*>(dst), nb);
+      return Status::Ok();
     default:
       break;
   }

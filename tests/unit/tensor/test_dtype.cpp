@@ -1,9 +1,8 @@
 // dtype ids must equal ggml's ggml_type values (ggml.h) and block sizes the
 // block structs of ggml-common.h, since GGUF files store both.
-#include "hanul/tensor/dtype.h"
-
 #include <gtest/gtest.h>
 
+#include "hanul/tensor/dtype.h"
 #include "hanul/tensor/quant_blocks.h"
 
 namespace hanul {
@@ -31,16 +30,13 @@ TEST(DType, InfoMatchesBlockLayouts) {
     bool quantized;
   };
   const Want want[] = {
-      {DType::F32, 1, 4, false},      {DType::F16, 1, 2, false},
-      {DType::BF16, 1, 2, false},     {DType::F64, 1, 8, false},
-      {DType::I8, 1, 1, false},       {DType::I16, 1, 2, false},
-      {DType::I32, 1, 4, false},      {DType::I64, 1, 8, false},
-      {DType::Q4_0, 32, 18, true},    {DType::Q4_1, 32, 20, true},
-      {DType::Q5_0, 32, 22, true},    {DType::Q5_1, 32, 24, true},
-      {DType::Q8_0, 32, 34, true},    {DType::Q8_1, 32, 36, true},
-      {DType::Q2_K, 256, 84, true},   {DType::Q3_K, 256, 110, true},
-      {DType::Q4_K, 256, 144, true},  {DType::Q5_K, 256, 176, true},
-      {DType::Q6_K, 256, 210, true},  {DType::Q8_K, 256, 292, true},
+      {DType::F32, 1, 4, false},     {DType::F16, 1, 2, false},     {DType::BF16, 1, 2, false},
+      {DType::F64, 1, 8, false},     {DType::I8, 1, 1, false},      {DType::I16, 1, 2, false},
+      {DType::I32, 1, 4, false},     {DType::I64, 1, 8, false},     {DType::Q4_0, 32, 18, true},
+      {DType::Q4_1, 32, 20, true},   {DType::Q5_0, 32, 22, true},   {DType::Q5_1, 32, 24, true},
+      {DType::Q8_0, 32, 34, true},   {DType::Q8_1, 32, 36, true},   {DType::Q2_K, 256, 84, true},
+      {DType::Q3_K, 256, 110, true}, {DType::Q4_K, 256, 144, true}, {DType::Q5_K, 256, 176, true},
+      {DType::Q6_K, 256, 210, true}, {DType::Q8_K, 256, 292, true},
   };
   for (const Want& w : want) {
     auto info = dtype_info(w.t);

@@ -1,12 +1,12 @@
 // fp16 / bf16 conversions: exhaustive over all 65536 bit patterns, and every
 // round-to-nearest-even decision (ties, one float32 ulp either side).
-#include "hanul/tensor/half.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#include "hanul/tensor/half.h"
 
 namespace hanul {
 namespace {
@@ -73,17 +73,17 @@ TEST(Fp16, RoundsToNearestEvenAtEveryBoundary) {
 }
 
 TEST(Fp16, OverflowUnderflowAndSpecials) {
-  EXPECT_EQ(f32_to_fp16(65504.0f), 0x7bff);                           // max finite
-  EXPECT_EQ(f32_to_fp16(std::nextafter(65520.0f, 0.0f)), 0x7bff);     // below the tie
-  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);                           // tie -> even = inf
+  EXPECT_EQ(f32_to_fp16(65504.0f), 0x7bff);                        // max finite
+  EXPECT_EQ(f32_to_fp16(std::nextafter(65520.0f, 0.0f)), 0x7bff);  // below the tie
+  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);                        // tie -> even = inf
   EXPECT_EQ(f32_to_fp16(1e30f), 0x7c00);
   EXPECT_EQ(f32_to_fp16(-1e30f), 0xfc00);
   EXPECT_EQ(f32_to_fp16(INFINITY), 0x7c00);
   EXPECT_EQ(f32_to_fp16(-INFINITY), 0xfc00);
-  EXPECT_EQ(f32_to_fp16(0x1p-25f), 0x0000);                           // tie with 0 -> 0
+  EXPECT_EQ(f32_to_fp16(0x1p-25f), 0x0000);  // tie with 0 -> 0
   EXPECT_EQ(f32_to_fp16(std::nextafter(0x1p-25f, 1.0f)), 0x0001);
-  EXPECT_EQ(f32_to_fp16(0x1.8p-24f), 0x0002);                         // 1.5 ulp tie -> 2
-  EXPECT_EQ(f32_to_fp16(1e-45f), 0x0000);                             // float32 subnormal
+  EXPECT_EQ(f32_to_fp16(0x1.8p-24f), 0x0002);  // 1.5 ulp tie -> 2
+  EXPECT_EQ(f32_to_fp16(1e-45f), 0x0000);      // float32 subnormal
   EXPECT_EQ(f32_to_fp16(-0.0f), 0x8000);
   EXPECT_EQ(f32_to_fp16(1.0f), 0x3c00);
   EXPECT_EQ(f32_to_fp16(-2.0f), 0xc000);

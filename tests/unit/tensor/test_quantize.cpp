@@ -1,8 +1,6 @@
 // quantize_row / dequantize_row: golden blocks written by GGML itself, hand-built
 // blocks, error messages, and round trips with error bounds derived per type.
 // (tests/reference/check_quants.py compares with gguf-py on random data.)
-#include "hanul/tensor/quantize.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +14,7 @@
 
 #include "hanul/tensor/half.h"
 #include "hanul/tensor/quant_blocks.h"
+#include "hanul/tensor/quantize.h"
 
 namespace hanul {
 namespace {
@@ -61,9 +60,8 @@ TEST_P(GgmlGolden, QuantizeIsByteIdenticalToGgml) {
   const auto got = quantize(t, x);
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_EQ(got[i], expected[i]) << dtype_name(t) << " byte " << i << " of "
-                                   << got.size() << " (block " << i / dtype_info(t)->type_size
-                                   << ")";
+    ASSERT_EQ(got[i], expected[i]) << dtype_name(t) << " byte " << i << " of " << got.size()
+                                   << " (block " << i / dtype_info(t)->type_size << ")";
 }
 
 INSTANTIATE_TEST_SUITE_P(AllQuantized, GgmlGolden,
@@ -116,7 +114,7 @@ TEST(QuantizeQ4_0, HandComputedBlock) {
   std::vector<float> x(32);
   for (int j = 0; j < 16; ++j) x[j] = static_cast<float>(j - 8);
   const float second[16] = {0.4f, 0.5f, 0.6f, -0.5f, 7.9f, -7.9f, 3.49f, 3.5f,
-                            0, 0, 0, 0, 0, 0, 0, 0};
+                            0,    0,    0,    0,     0,    0,     0,     0};
   for (int j = 0; j < 16; ++j) x[16 + j] = second[j];
   const auto q = quantize(DType::Q4_0, x);
   BlockQ4_0 b;
@@ -166,15 +164,16 @@ TEST(DequantizeQ4_K, SixBitScalesAndMinsPacking) {
   }
   // Sub-block j = 2k uses the low nibbles of qs[32k..], j = 2k+1 the high ones.
   for (int k = 0; k < 4; ++k)
-    for (int l = 0; l < 32; ++l) b.qs[32 * k + l] = static_cast<uint8_t>((l % 16) | (15 - l % 16) << 4);
+    for (int l = 0; l < 32; ++l)
+      b.qs[32 * k + l] = static_cast<uint8_t>((l % 16) | (15 - l % 16) << 4);
   std::vector<uint8_t> raw(sizeof b);
   std::memcpy(raw.data(), &b, sizeof b);
   const auto y = dequantize(DType::Q4_K, raw, 256);
   for (int j = 0; j < 8; ++j) {
     for (int l = 0; l < 32; ++l) {
       const int q = j % 2 == 0 ? l % 16 : 15 - l % 16;
-      const float expected = static_cast<float>(sc[j]) * static_cast<float>(q) -
-                             0.5f * static_cast<float>(mn[j]);
+      const float expected =
+          static_cast<float>(sc[j]) * static_cast<float>(q) - 0.5f * static_cast<float>(mn[j]);
       ASSERT_EQ(y[32 * j + l], expected) << "sub-block " << j << " element " << l;
     }
   }
@@ -298,7 +297,8 @@ TEST(QuantizeErrors, UnknownAndUnsupportedTypes) {
 
 TEST(QuantizeErrors, CanQuantizeListsExactlyTheWritableTypes) {
   for (DType t : kWritable) EXPECT_TRUE(can_quantize(t)) << dtype_name(t);
-  for (DType t : {DType::F64, DType::I8, DType::I16, DType::I32, DType::I64, static_cast<DType>(16)})
+  for (DType t :
+       {DType::F64, DType::I8, DType::I16, DType::I32, DType::I64, static_cast<DType>(16)})
     EXPECT_FALSE(can_quantize(t));
   // Every writable type round-trips through quantize_row without an error.
   std::vector<float> x(256, 0.25f);
@@ -340,13 +340,21 @@ double simple_bound(DType t, const float* x, int n) {
   }
   const double slack = 1e-6 * amax + 1e-30;
   switch (t) {
-    case DType::Q8_0: case DType::Q8_1: return amax / 127 / 2 + 127 * e16(amax / 127) + slack;
-    case DType::Q8_K: return amax / 127 * 0.5 * (1 + 1e-5) + slack;
-    case DType::Q4_0: return amax / 8 + 8 * e16(amax / 8) + slack;
-    case DType::Q5_0: return amax / 16 + 16 * e16(amax / 16) + slack;
-    case DType::Q4_1: return (mx - mn) / 15 / 2 + 15 * e16((mx - mn) / 15) + e16(mn) + slack;
-    case DType::Q5_1: return (mx - mn) / 31 / 2 + 31 * e16((mx - mn) / 31) + e16(mn) + slack;
-    default: return 0;
+    case DType::Q8_0:
+    case DType::Q8_1:
+      return amax / 127 / 2 + 127 * e16(amax / 127) + slack;
+    case DType::Q8_K:
+      return amax / 127 * 0.5 * (1 + 1e-5) + slack;
+    case DType::Q4_0:
+      return amax / 8 + 8 * e16(amax / 8) + slack;
+    case DType::Q5_0:
+      return amax / 16 + 16 * e16(amax / 16) + slack;
+    case DType::Q4_1:
+      return (mx - mn) / 15 / 2 + 15 * e16((mx - mn) / 15) + e16(mn) + slack;
+    case DType::Q5_1:
+      return (mx - mn) / 31 / 2 + 31 * e16((mx - mn) / 31) + e16(mn) + slack;
+    default:
+      return 0;
   }
 }
 
@@ -396,8 +404,11 @@ TEST(RoundTrip, KQuantsRmsErrorMatchesTheirBitWidth) {
     DType t;
     double expected_rms;
   };
-  const Case cases[] = {{DType::Q6_K, 0.016}, {DType::Q5_K, 0.038}, {DType::Q4_K, 0.079},
-                        {DType::Q3_K, 0.146}, {DType::Q2_K, 0.34}};
+  const Case cases[] = {{DType::Q6_K, 0.016},
+                        {DType::Q5_K, 0.038},
+                        {DType::Q4_K, 0.079},
+                        {DType::Q3_K, 0.146},
+                        {DType::Q2_K, 0.34}};
   const int64_t n = 256 * 17;
   const auto x = gaussian(n, 42, 1.0f);
   double prev = 0;
@@ -414,7 +425,7 @@ TEST(RoundTrip, KQuantsRmsErrorMatchesTheirBitWidth) {
 
 TEST(RoundTrip, PlainTypes) {
   auto x = gaussian(1001, 3, 100.0f);
-  x[0] = 1e-40f;  // subnormal float32
+  x[0] = 1e-40f;    // subnormal float32
   x[1] = 70000.0f;  // beyond fp16's range
   const auto f32 = dequantize(DType::F32, quantize(DType::F32, x), 1001);
   EXPECT_EQ(f32, x);

@@ -1,5 +1,3 @@
-#include "hanul/tensor/tensor.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -8,6 +6,7 @@
 
 #include "hanul/tensor/half.h"
 #include "hanul/tensor/quantize.h"
+#include "hanul/tensor/tensor.h"
 
 namespace hanul {
 namespace {
@@ -75,7 +74,8 @@ TEST(Tensor, ToF32DequantizesEveryRow) {
   const float* y = static_cast<const float*>(f->data);
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<float> want(cols);
-    ASSERT_TRUE(dequantize_row(DType::Q8_0, q.bytes() + r * q.row_stride(), want.data(), cols).ok());
+    ASSERT_TRUE(
+        dequantize_row(DType::Q8_0, q.bytes() + r * q.row_stride(), want.data(), cols).ok());
     for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(y[r * cols + c], want[c]) << r << "," << c;
   }
 }
