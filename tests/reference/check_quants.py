@@ -7,7 +7,9 @@ Checked bit for bit on random data:
   dequantize: F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K
               (every type both gguf-py and hanul implement), random blocks
   quantize:   F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 (gguf-py has no K-quant or
-              Q8_1 / Q8_K quantizer: those are covered by the C++ round trips)
+              Q8_1 / Q8_K quantizer: tests/unit/tensor/test_quantize.cpp
+              compares those with blocks written by ggml's own
+              quantize_row_*_ref, tests/fixtures/quants/)
   fp16:       all 65536 halves -> f32 vs numpy; f32 -> f16 at every rounding
               boundary vs numpy astype(float16)
   bf16:       f32 -> bf16 at every rounding boundary vs torch
