@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -485,9 +486,13 @@ Status put_num(std::string* buf, GgufType t, V v, const std::string& key) {
     HANUL_PUT(kU64, uint64_t)
     HANUL_PUT(kI64, int64_t)
 #undef HANUL_PUT
-    case GgufType::kF32:
-      put<float>(buf, static_cast<float>(v));
+    case GgufType::kF32: {
+      // A finite double beyond float's range has no f32 (and the cast would be UB).
+      const double d = static_cast<double>(v);
+      if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) return bad();
+      put<float>(buf, static_cast<float>(d));
       return Status::Ok();
+    }
     case GgufType::kF64:
       put<double>(buf, static_cast<double>(v));
       return Status::Ok();

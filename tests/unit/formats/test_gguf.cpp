@@ -158,6 +158,12 @@ TEST(Gguf, WriterRefusesValuesThatDoNotFit) {
   v.type = GgufType::kString;  // holds a number
   w2.set("bad2", v);
   EXPECT_FALSE(w2.write(temp_path("bad_value.gguf")).ok());
+  GgufWriter w3;
+  w3.set_f32_array("too_big", {1.0, 1e300});
+  EXPECT_FALSE(w3.write(temp_path("bad_value.gguf")).ok());
+  GgufWriter w4;
+  w4.set_i32_array("too_big", {int64_t{1} << 40});
+  EXPECT_FALSE(w4.write(temp_path("bad_value.gguf")).ok());
   EXPECT_FALSE(std::filesystem::exists(temp_path("bad_value.gguf")));
 }
 
