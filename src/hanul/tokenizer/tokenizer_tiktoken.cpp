@@ -94,7 +94,7 @@ Result<TokenizerModel> load_tiktoken(const std::string& path) {
   m.ignore_merges = true;
   m.add_bos = true;
 
-  std::unordered_map<std::string, int32_t> rank_of;
+  std::unordered_map<std::string_view, int32_t> rank_of;  // views into by_rank
   rank_of.reserve(by_rank.size());
   for (size_t r = 0; r < by_rank.size(); ++r) rank_of.emplace(by_rank[r], static_cast<int32_t>(r));
   m.vocab.tokens.resize(by_rank.size());
@@ -107,9 +107,10 @@ Result<TokenizerModel> load_tiktoken(const std::string& path) {
   };
   std::vector<M> merges;
   for (size_t r = 0; r < by_rank.size(); ++r) {
-    const std::string& t = by_rank[r];
+    const std::string_view t = by_rank[r];
     for (size_t i = 1; i < t.size(); ++i) {
       auto a = rank_of.find(t.substr(0, i));
+      if (a == rank_of.end()) continue;
       auto b = rank_of.find(t.substr(i));
       if (a != rank_of.end() && b != rank_of.end()) merges.push_back({static_cast<int32_t>(r), a->second, b->second});
     }
