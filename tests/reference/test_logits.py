@@ -308,15 +308,19 @@ def emulate_activation_rounding(model, types):
 # The tolerance per GGUF type, relative to what the type does to the arithmetic:
 #  - F32: the weights are the original ones, so hanul must match the transformers golden itself
 #    at 1e-4 of the logit scale (float32 reordering costs ~1e-6) and decode the same greedy ids.
-#  - F16, Q8_0, Q4_0, Q4_K: the weights are exactly the dequantized GGUF values, but an engine in
-#    the ggml way also rounds the activations at each matmul (F16 to fp16, Q8_0 and Q4_0 to Q8_0
+#  - F16, Q8_0, Q4_0, Q4_K: the reference uses exactly the dequantized GGUF weights, but an engine
+#    in the ggml way also rounds the activations at each matmul (F16 to fp16, Q8_0 and Q4_0 to Q8_0
 #    blocks, Q4_K to Q8_K blocks). That moves the logits by about D = max|ref_rounded - ref|, where
-#    ref_rounded is the same reference with that rounding emulated (ACT_ROUNDING): typically
-#    1e-4..1e-3 of the logit scale for F16 and ~1e-2 for the 8-bit activations. hanul passes when
-#    its max error against the dequantized reference is within 1e-4 * scale + 2 * D, and the mean
-#    error within 1e-4 * scale + 2 * mean|ref_rounded - ref|: the factor 2 leaves room for rounding
-#    the same activations at a different point or block size, while a wrong block layout, scale or
-#    un-permutation (errors of the order of the logits themselves) stays far outside.
+#    ref_rounded is the same reference with that rounding emulated (ACT_ROUNDING): ~5e-4 for F16,
+#    1e-2..2e-2 for the 8-bit activations here (logit scale ~1.2-1.5). hanul cannot be held to
+#    ref_rounded itself: rounding is discontinuous, so float32 reordering flips an occasional
+#    activation to the neighbouring level, and from that position on the two differ by about D
+#    (seen here: hanul matches ref_rounded to 1e-6 up to some position, then by ~D). So hanul passes
+#    when its max error against the dequantized reference is within 1e-4 * scale + 2 * D and its
+#    mean error within 1e-4 * scale + 2 * mean|ref_rounded - ref| (observed ratios: at most 1.2
+#    for the max, about 1 for the mean). Weight quantization itself moves the logits by 0.1-0.3
+#    here (see "max |hanul - F32 golden|" in the message), so a wrong block layout, scale or
+#    un-permutation stays far outside the bound.
 GGUF_TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_K"]
 # Row sizes each type needs (ggml block sizes); other rows may fall back to another type.
 BLOCK = {"F32": 1, "F16": 1, "BF16": 1, "Q8_0": 32, "Q4_0": 32, "Q4_K": 256}
@@ -376,9 +380,11 @@ def test_gguf(hanul, ref, qtype):
     tol_max = F32_TOL * ref.scale + 2 * d_max
     tol_mean = F32_TOL * ref.scale + 2 * d_mean
     vs_golden = float(np.abs(got - ref.logits).max())
+    vs_rounded = float(np.abs(got - rounded).max())
     info = (f"{ref.name} GGUF {qtype} vs its dequantized reference: {where}; tolerance max "
             f"{tol_max:.3g} mean {tol_mean:.3g} (activation-rounding effect max {d_max:.3g} mean "
-            f"{d_mean:.3g}); for information, max |hanul - F32 golden| = {vs_golden:.3g}")
+            f"{d_mean:.3g}); for information, max |hanul - F32 golden| = {vs_golden:.3g}, "
+            f"max |hanul - reference with activation rounding| = {vs_rounded:.3g}")
     print(info)  # shown by pytest -rP
     assert err <= tol_max and mean <= tol_mean, info
 
