@@ -135,7 +135,8 @@ class GrammarParser {
     return id;
   }
   uint32_t helper_rule(const std::string& base, std::vector<Alt> alts) {
-    std::string name = base + "-" + std::to_string(++n_helpers_);
+    // '~' cannot appear in a rule name of the text, so helpers never clash with user rules.
+    std::string name = base + "~" + std::to_string(++n_helpers_);
     uint32_t id = rule_id(name, pos_);
     rules_[id] = std::move(alts);
     defined_[id] = true;
@@ -558,6 +559,13 @@ check_partial : {
     lo = (lo << 6) | bits;
     hi = (hi << 6) | (i < s.partial.size() ? bits : 0x3F);
   }
+  // Keep the range to valid scalar values (RFC 3629 section 4): a second byte that can only
+  // lead to an overlong form, a surrogate or a value past U+10FFFF fails now, not a byte later.
+  lo = std::max(lo, need == 2 ? 0x80u : need == 3 ? 0x800u : 0x10000u);
+  hi = std::min(hi, 0x10FFFFu);
+  if (need == 3 && lo >= 0xD800 && hi <= 0xDFFF) return false;
+  if (need == 3 && lead == 0xED) hi = std::min(hi, 0xD7FFu);
+  if (lo > hi) return false;
   for (const auto& st : s.stacks) {
     if (!st.empty() && g_->symbols_[st.back()].intersects(lo, hi)) return true;
   }

@@ -152,3 +152,20 @@ TEST(Grammar, AmbiguousGrammarStaysSmall) {
 
 }  // namespace
 }  // namespace hanul
+
+namespace hanul {
+namespace {
+
+TEST(Grammar, SurrogatesRefusedAtTheSecondByte) {
+  auto g = Grammar::parse("root ::= .+");
+  ASSERT_TRUE(g.ok());
+  GrammarMatcher m(*g);
+  EXPECT_TRUE(m.can_accept("\xED\x9F"));   // U+D7C0..U+D7FF: fine
+  EXPECT_FALSE(m.can_accept("\xED\xA0"));  // U+D800..: surrogates
+  EXPECT_FALSE(m.can_accept("\xE0\x80"));  // overlong
+  EXPECT_FALSE(m.can_accept("\xF4\x90"));  // past U+10FFFF
+  EXPECT_TRUE(m.can_accept("\xF0\x9F\x98\x80"));
+}
+
+}  // namespace
+}  // namespace hanul
