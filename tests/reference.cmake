@@ -22,5 +22,6 @@ foreach(model ${hanul_reference_models})
             ${CMAKE_CURRENT_SOURCE_DIR}/reference/test_logits.py --model ${model})
   set_tests_properties(reference_${model} PROPERTIES
     FIXTURES_REQUIRED hanul_reference_models LABELS reference TIMEOUT 600
-    ENVIRONMENT "HANUL_BIN=$<TARGET_FILE:hanul_cli>;HANUL_REF_WORK=${hanul_reference_work};HANUL_THREADS=1")
+    ENVIRONMENT
+      "HANUL_BIN=$<TARGET_FILE:hanul_cli>;HANUL_REF_WORK=${hanul_reference_work};HANUL_THREADS=1")
 endforeach()

@@ -5,12 +5,13 @@ For each architecture hanul must run (Llama 2 / Llama 3 / Llama with linear RoPE
 SOLAR / Qwen2) this writes, under OUT/<name>/:
   hf/                 config.json + model.safetensors (save_pretrained, float32)
   golden.json         prompts, greedy continuations, logit scale, smallest greedy margin
-  golden_logits.npy   float32 [total prompt positions, n_vocab]: the logits of every prompt position,
-                      prompts concatenated in order (the layout of `hanul run --logits`)
+  golden_logits.npy   float32 [total prompt positions, n_vocab]: the logits of every prompt
+                      position, prompts concatenated in order (the layout of `hanul run --logits`)
 
 The goldens come from transformers on CPU in float32 with eager attention, one prompt at a time
 (no padding), so they are the plain definition of each architecture. Greedy continuations are a
-manual argmax loop over the full sequence (no KV cache, no EOS): the most literal reference there is.
+manual argmax loop over the full sequence (no KV cache, no EOS): the most literal reference there
+is.
 
 Weights: every tensor is drawn from torch.manual_seed(seed): N(0, 0.02) for matrices and biases,
 1 + N(0, 0.02) for RMSNorm weights. Nothing is zero, so a weight that hanul skips or swaps shows.
@@ -155,8 +156,9 @@ def make_one(name, spec, out_dir):
 
     # A cross-check of the manual loop: transformers' own generate (KV cache) must agree.
     for p, g in zip(prompts, generated):
-        out = model.generate(torch.tensor([p]), max_new_tokens=N_GENERATE, min_new_tokens=N_GENERATE,
-                             do_sample=False, eos_token_id=None, pad_token_id=0)
+        out = model.generate(torch.tensor([p]), max_new_tokens=N_GENERATE,
+                             min_new_tokens=N_GENERATE, do_sample=False, eos_token_id=None,
+                             pad_token_id=0)
         assert out[0, len(p):].tolist() == list(g), f"{name}: generate() disagrees with argmax loop"
 
     golden = dict(name=name, arch=spec["arch"], seed=seed, prompts=prompts,

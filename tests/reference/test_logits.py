@@ -5,7 +5,8 @@ For every model of make_models.py (random weights of real shapes, float32 transf
                    1e-4 of the logit scale, 32 greedy ids per prompt identical (prompts of different
                    lengths in one batch).
   test_gguf[T]     `hanul convert --type T` to GGUF, read back with llama.cpp's gguf package,
-                   dequantized, Q/K un-permuted, loaded into transformers: hanul's logits on the GGUF
+                   dequantized, Q/K un-permuted, loaded into transformers: hanul's logits on
+                   the GGUF
                    must match that dequantized reference (tolerances explained at GGUF_TYPES).
   test_gguf_metadata  the F32 GGUF carries llama.cpp's keys and conventions for the architecture.
   test_roundtrip[T]  safetensors -> GGUF -> safetensors (hanul convert twice) gives back the same
@@ -114,11 +115,12 @@ def hanul_run(hanul, model, prompts, n, logits_path):
     Path(logits_path).unlink(missing_ok=True)
     spec = ";".join(",".join(map(str, p)) for p in prompts)
     r = run_checked([hanul, "run", "-m", model, "--prompt-tokens", spec, "-n", n, "--ids",
-                     "--ignore-eos", "--logits", logits_path, "-t", THREADS], f"hanul run on {model}")
+                     "--ignore-eos", "--logits", logits_path, "-t", THREADS],
+                    f"hanul run on {model}")
     lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
     if len(lines) != len(prompts):
-        pytest.fail(f"hanul run on {model}: expected {len(prompts)} lines of ids on stdout (one per "
-                    f"prompt), got {len(lines)}:\n{r.stdout[-2000:]}")
+        pytest.fail(f"hanul run on {model}: expected {len(prompts)} lines of ids on stdout (one "
+                    f"per prompt), got {len(lines)}:\n{r.stdout[-2000:]}")
     try:
         ids = [[int(t) for t in ln.split()] for ln in lines]
     except ValueError:
@@ -157,7 +159,8 @@ def check_greedy(ref, ids, what):
     bad = []
     for i, (got, want) in enumerate(zip(ids, ref.generated)):
         if got != want:
-            k = next((j for j, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+            k = next((j for j, (a, b) in enumerate(zip(got, want)) if a != b),
+                     min(len(got), len(want)))
             bad.append(f"prompt {i} (length {len(ref.prompts[i])}): first difference at generated "
                        f"token {k}: hanul {got[k:k + 4]} vs transformers {want[k:k + 4]} "
                        f"(hanul gave {len(got)} ids, want {len(want)})")
@@ -364,7 +367,7 @@ def test_gguf(hanul, ref, qtype):
         original = load_folder(ref.hf)
         assert sorted(sd) == sorted(original), f"GGUF tensors {sorted(sd)} vs {sorted(original)}"
         for k, w in original.items():
-            assert torch.equal(sd[k], w), f"F32 GGUF: {k} differs from the safetensors (permutation?)"
+            assert torch.equal(sd[k], w), f"F32 GGUF: {k} differs from the safetensors"
         err, _, where = logits_error(ref, got, ref.logits, f"{ref.name} GGUF F32")
         print(f"{ref.name} GGUF F32: {where}")
         assert err <= F32_TOL * ref.scale, f"{ref.name} GGUF F32: {where}"
@@ -405,7 +408,8 @@ def llama3_rope_factors(config):
         elif wl > lo_wl:
             out.append(rs["factor"])
         else:
-            s = (old / wl - rs["low_freq_factor"]) / (rs["high_freq_factor"] - rs["low_freq_factor"])
+            lo, hi = rs["low_freq_factor"], rs["high_freq_factor"]
+            s = (old / wl - lo) / (hi - lo)
             out.append(1.0 / ((1 - s) / rs["factor"] + s))
     return np.array(out, dtype=np.float32)
 
@@ -455,7 +459,8 @@ def cast_folder(ref, dtype, dst):
     """The model's safetensors folder with every tensor cast to dtype (config says so too)."""
     from safetensors.torch import load_file, save_file
     dst.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.to(dtype).contiguous() for k, v in load_file(ref.hf / "model.safetensors").items()}
+    original = load_file(ref.hf / "model.safetensors")
+    tensors = {k: v.to(dtype).contiguous() for k, v in original.items()}
     save_file(tensors, dst / "model.safetensors", metadata={"format": "pt"})
     config = json.loads((ref.hf / "config.json").read_text())
     config["torch_dtype"] = str(dtype).removeprefix("torch.")
@@ -487,7 +492,8 @@ def test_roundtrip(hanul, ref, qtype):
                 f"hanul convert --type {qtype} {mid} -> {back}")
     got = load_folder(back)
     assert sorted(got) == sorted(want), \
-        f"tensor names differ: missing {sorted(set(want) - set(got))}, extra {sorted(set(got) - set(want))}"
+        f"tensor names differ: missing {sorted(set(want) - set(got))}, " \
+        f"extra {sorted(set(got) - set(want))}"
     bad_values, bad_dtypes = [], []
     for k in want:
         a, b = want[k], got[k]
@@ -498,7 +504,8 @@ def test_roundtrip(hanul, ref, qtype):
             bad_values.append(f"{k}: {n} of {a.numel()} values differ")
         elif b.dtype != a.dtype:
             bad_dtypes.append(f"{k} ({tuple(a.shape)})")
-    assert not bad_values, f"{ref.name} {qtype} round trip changed values:\n" + "\n".join(bad_values)
+    assert not bad_values, \
+        f"{ref.name} {qtype} round trip changed values:\n" + "\n".join(bad_values)
     assert not bad_dtypes, (f"{ref.name} {qtype} round trip: values identical, but these come back "
                             f"in another dtype than the {qtype} source (convert --type {qtype} "
                             f"should write {qtype}): " + ", ".join(bad_dtypes))
@@ -508,7 +515,8 @@ def test_roundtrip(hanul, ref, qtype):
             back, attn_implementation="eager", torch_dtype=torch.float32).eval()
         logits = make_models.prompt_logits(model, ref.prompts)
         err, _, where = logits_error(ref, logits, ref.logits, "round trip")
-        assert err <= 1e-6 * ref.scale, f"{ref.name}: transformers on the round-tripped folder: {where}"
+        assert err <= 1e-6 * ref.scale, \
+            f"{ref.name}: transformers on the round-tripped folder: {where}"
 
 
 def test_permute_inverse():
