@@ -27,14 +27,12 @@ target_link_libraries(test_formats_asan PRIVATE
 # One ctest entry for the whole binary: sanitizer start-up is slow, and a single run is enough.
 add_test(NAME formats_asan COMMAND test_formats_asan)
 set_tests_properties(formats_asan PROPERTIES LABELS "unit;asan"
-  ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;UBSAN_OPTIONS=print_stacktrace=1")
+  ENVIRONMENT "HANUL_NO_MMAP=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;UBSAN_OPTIONS=print_stacktrace=1")
 
 # A tiny driver of hanul's GGUF / safetensors reader and writer for the Python check.
 add_executable(formats_tool ${CMAKE_CURRENT_SOURCE_DIR}/tools/formats_tool.cpp)
 target_link_libraries(formats_tool PRIVATE hanul_formats)
 
-set(HANUL_PYTHON "${PROJECT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
-    "Python with gguf, safetensors and numpy, for the reference checks")
 add_test(NAME formats_interop
   COMMAND ${HANUL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_formats_interop.py
           --tool $<TARGET_FILE:formats_tool>

@@ -49,7 +49,7 @@ def test_default_model_greedy_from_bos():
 
 def test_batch_and_logits(tmp_path):
     out = tmp_path / "logits.npy"
-    r = hanul("run", "-m", STORIES, "--prompt-tokens", "1,403,407;1", "-n", 4, "--logits", out, "-t", 2)
+    r = hanul("run", "-m", STORIES, "--prompt-tokens", "1,403,407;1", "-n", 4, "--logits", out, "-t", 2, "--ids")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().split("\n")
     assert len(lines) == 2
@@ -90,7 +90,18 @@ def test_info_and_convert(tmp_path):
     assert (hf / "config.json").exists()
     q8 = tmp_path / "q8.gguf"
     assert hanul("convert", "-m", hf, "-o", q8, "--type", "Q8_0").returncode == 0
-    r = hanul("run", "-m", q8, "-n", 16)
+    r = hanul("run", "-m", q8, "-n", 16, "--ids")
     assert r.returncode == 0
     assert r.stdout.split() == STORIES_IDS.split()[:16]
     assert hanul("convert", "-m", STORIES, "-o", tmp_path / "x.gguf", "--type", "Q9_9").returncode == 2
+
+
+def test_text_prompt_streams_the_story():
+    # Karpathy's documented greedy output of stories260K (llama2.c README).
+    r = hanul("run", "-m", STORIES, "-p", "Once upon a time", "-n", 40)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Once upon a time, there was a little girl named Lily. She loved to play outside")
+    r = hanul("run", "-m", STORIES, "-p", "Once upon a time", "-n", 40, "--no-display-prompt")
+    assert r.stdout.startswith(", there was a little girl named Lily.")
+    r = hanul("run", "-m", STORIES, "-p", "x", "--prompt-tokens", "1")
+    assert r.returncode == 2

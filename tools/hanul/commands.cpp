@@ -5,12 +5,17 @@ namespace hanul::cli {
 int info_main(int argc, char** argv);
 int run_main(int argc, char** argv);
 int convert_main(int argc, char** argv);
+int tokenize_main(int argc, char** argv);
+int detokenize_main(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
-      {"run", "generate from a prompt (token ids for now)", run_main},
+      {"run", "generate from a text prompt or token ids (greedy)", run_main},
       {"info", "print a model's architecture, shapes, dtypes and size", info_main},
       {"convert", "convert between safetensors and GGUF, and quantize", convert_main},
+      {"tokenize", "text to token ids with a model's tokenizer (GGUF, tokenizer.json, tokenizer.model, folder)",
+       tokenize_main},
+      {"detokenize", "token ids back to text", detokenize_main},
   };
   return kCommands;
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -25,7 +26,21 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ > 0) {
+  if (const char* no_mmap = std::getenv("HANUL_NO_MMAP"); no_mmap && *no_mmap == '1' && f->size_ > 0) {
+    auto* buf = new uint8_t[f->size_];
+    size_t got = 0;
+    while (got < f->size_) {
+      ssize_t k = ::pread(fd, buf + got, f->size_ - got, static_cast<off_t>(got));
+      if (k <= 0) {
+        delete[] buf;
+        ::close(fd);
+        return Error{fmt::format("{}: read failed", path)};
+      }
+      got += static_cast<size_t>(k);
+    }
+    f->data_ = buf;
+    f->heap_ = true;
+  } else if (f->size_ > 0) {
     void* p = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
@@ -39,7 +54,8 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 }
 
 MappedFile::~MappedFile() {
-  if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+  if (heap_) delete[] data_;
+  else if (data_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::create(const std::string& path) {

@@ -13,6 +13,9 @@ namespace hanul {
 
 class MappedFile {
  public:
+  // With HANUL_NO_MMAP=1 in the environment the file is read into a heap
+  // buffer of exactly its size instead, so AddressSanitizer sees any read
+  // past the end (the fuzz tests run that way).
   static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
@@ -27,6 +30,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool heap_ = false;
 };
 
 // Writes a file atomically: everything goes to PATH.tmp.PID, which is renamed

@@ -18,8 +18,9 @@ int64_t Tensor::numel() const {
 }
 
 int64_t Tensor::rows() const {
-  if (shape.size() <= 1) return 1;
-  return numel() / shape.back();
+  int64_t n = 1;  // a product, not numel() / cols(): a last dim of 0 is legal
+  for (size_t i = 0; i + 1 < shape.size(); ++i) n *= shape[i];
+  return n;
 }
 
 int64_t Tensor::row_stride() const { return row_bytes(dtype, cols()); }

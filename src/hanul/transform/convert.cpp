@@ -80,7 +80,9 @@ Status convert_model(const std::string& in, const std::string& out, const Conver
     if (permute && s.rope_permute_heads > 0) t = permute_qk_rows(t, s.rope_permute_heads, to_gguf);
     DType want = t.dtype;
     if (t.shape.size() == 1) {
-      want = DType::F32;
+      // GGUF keeps norms and biases F32 as llama.cpp does; a HF folder takes
+      // the asked float type, so F16 -> GGUF -> F16 round-trips exactly.
+      want = to_gguf ? DType::F32 : opts.type ? *opts.type : is_float(t.dtype) ? t.dtype : DType::F32;
     } else if (opts.type) {
       want = weight_dtype_for(*opts.type, t.cols());
       if (want != *opts.type) ++n_fallback;

@@ -13,8 +13,8 @@ namespace hanul {
 
 struct ConvertOptions {
   // The dtype of the 2-D weights; nullopt keeps each tensor's dtype (a
-  // quantized tensor bound for safetensors becomes F32). 1-D tensors (norms,
-  // biases) are always written as F32, as llama.cpp does.
+  // quantized tensor bound for safetensors becomes F32). In GGUF, 1-D tensors
+  // (norms, biases) are always F32, as llama.cpp writes them.
   std::optional<DType> type;
 };
 
