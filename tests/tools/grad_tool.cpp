@@ -48,7 +48,8 @@ struct Array {
 
 class Io {
  public:
-  Io(std::string dir, std::map<std::string, std::string> args) : dir_(std::move(dir)), args_(std::move(args)) {}
+  Io(std::string dir, std::map<std::string, std::string> args)
+      : dir_(std::move(dir)), args_(std::move(args)) {}
 
   Array in(const std::string& name) const {
     Array a;
@@ -84,8 +85,8 @@ Vec zeros(int64_t n) { return Vec(static_cast<size_t>(n), 0.0f); }
 
 void matmul_backward(const Io& io, float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, int64_t m, int64_t k, int64_t n, ThreadPool* pool) {
-  (io.cpu() ? hanul::cpu::matmul_backward : hanul::ref::matmul_backward)(dx, dw, db, dy, x, w, m, k, n,
-                                                                         pool);
+  (io.cpu() ? hanul::cpu::matmul_backward : hanul::ref::matmul_backward)(dx, dw, db, dy, x, w, m, k,
+                                                                         n, pool);
 }
 
 // One pre-norm Llama block (HF LlamaDecoderLayer, no KV cache, positions 0..T-1,
@@ -95,7 +96,8 @@ void block(const Io& io, ThreadPool* pool) {
   Array wv = io.in("wv"), wo = io.in("wo"), ffn_norm = io.in("ffn_norm"), w1 = io.in("w1");
   Array w3 = io.in("w3"), w2 = io.in("w2"), inv_freq = io.in("inv_freq"), dout = io.in("dout");
   const int64_t T = x.dim(0), E = x.dim(1), F = w1.dim(0);
-  const int n_head = static_cast<int>(io.num("n_head", 0)), n_head_kv = static_cast<int>(io.num("n_head_kv", 0));
+  const int n_head = static_cast<int>(io.num("n_head", 0)),
+            n_head_kv = static_cast<int>(io.num("n_head_kv", 0));
   const int D = static_cast<int>(inv_freq.dim(0) * 2);
   const int64_t QD = int64_t{n_head} * D, KD = int64_t{n_head_kv} * D;
   const float eps = static_cast<float>(io.num("eps", 1e-5));
@@ -108,16 +110,20 @@ void block(const Io& io, ThreadPool* pool) {
 
   // Forward, every intermediate kept for the backward.
   Vec xn = zeros(T * E), q = zeros(T * QD), k = zeros(T * KD), v = zeros(T * KD), a = zeros(T * QD);
-  Vec h = zeros(T * E), hn = zeros(T * E), g = zeros(T * F), u = zeros(T * F), s = zeros(T * F), out = zeros(T * E);
+  Vec h = zeros(T * E), hn = zeros(T * E), g = zeros(T * F), u = zeros(T * F), s = zeros(T * F),
+      out = zeros(T * E);
   ref::rmsnorm(xn.data(), x.p(), attn_norm.p(), T, E, eps);                       // [T, E]
   ref::matmul(xn.data(), T, E, wq.p(), DType::F32, QD, nullptr, q.data(), pool);  // [T, n_head, D]
-  ref::matmul(xn.data(), T, E, wk.p(), DType::F32, KD, nullptr, k.data(), pool);  // [T, n_head_kv, D]
-  ref::matmul(xn.data(), T, E, wv.p(), DType::F32, KD, nullptr, v.data(), pool);  // [T, n_head_kv, D]
+  ref::matmul(xn.data(), T, E, wk.p(), DType::F32, KD, nullptr, k.data(),
+              pool);  // [T, n_head_kv, D]
+  ref::matmul(xn.data(), T, E, wv.p(), DType::F32, KD, nullptr, v.data(),
+              pool);  // [T, n_head_kv, D]
   ref::rope(q.data(), T, n_head, D, pos.data(), inv_freq.p(), layout);
   ref::rope(k.data(), T, n_head_kv, D, pos.data(), inv_freq.p(), layout);
-  ref::attention(a.data(), q.data(), T, k.data(), v.data(), T, n_head, n_head_kv, D, 0, scale, pool);
+  ref::attention(a.data(), q.data(), T, k.data(), v.data(), T, n_head, n_head_kv, D, 0, scale,
+                 pool);
   ref::matmul(a.data(), T, QD, wo.p(), DType::F32, E, nullptr, h.data(), pool);  // [T, E]
-  for (int64_t i = 0; i < T * E; ++i) h[i] += x.data[i];                        // residual
+  for (int64_t i = 0; i < T * E; ++i) h[i] += x.data[i];                         // residual
   ref::rmsnorm(hn.data(), h.data(), ffn_norm.p(), T, E, eps);
   ref::matmul(hn.data(), T, E, w1.p(), DType::F32, F, nullptr, g.data(), pool);  // gate [T, F]
   ref::matmul(hn.data(), T, E, w3.p(), DType::F32, F, nullptr, u.data(), pool);  // up   [T, F]
@@ -138,14 +144,18 @@ void block(const Io& io, ThreadPool* pool) {
   matmul_backward(io, da.data(), dwo.data(), nullptr, dh.data(), a.data(), wo.p(), T, QD, E, pool);
   Vec dq = zeros(T * QD), dk = zeros(T * KD), dv = zeros(T * KD);
   (io.cpu() ? hanul::cpu::attention_backward : ref::attention_backward)(
-      dq.data(), dk.data(), dv.data(), da.data(), q.data(), T, k.data(), v.data(), T, n_head, n_head_kv, D, 0,
-      scale, pool);
+      dq.data(), dk.data(), dv.data(), da.data(), q.data(), T, k.data(), v.data(), T, n_head,
+      n_head_kv, D, 0, scale, pool);
   ref::rope_backward(dq.data(), T, n_head, D, pos.data(), inv_freq.p(), layout);
   ref::rope_backward(dk.data(), T, n_head_kv, D, pos.data(), inv_freq.p(), layout);
-  Vec dxn = zeros(T * E), dwq = zeros(QD * E), dwk = zeros(KD * E), dwv = zeros(KD * E), dattn = zeros(E);
-  matmul_backward(io, dxn.data(), dwq.data(), nullptr, dq.data(), xn.data(), wq.p(), T, E, QD, pool);
-  matmul_backward(io, dxn.data(), dwk.data(), nullptr, dk.data(), xn.data(), wk.p(), T, E, KD, pool);
-  matmul_backward(io, dxn.data(), dwv.data(), nullptr, dv.data(), xn.data(), wv.p(), T, E, KD, pool);
+  Vec dxn = zeros(T * E), dwq = zeros(QD * E), dwk = zeros(KD * E), dwv = zeros(KD * E),
+      dattn = zeros(E);
+  matmul_backward(io, dxn.data(), dwq.data(), nullptr, dq.data(), xn.data(), wq.p(), T, E, QD,
+                  pool);
+  matmul_backward(io, dxn.data(), dwk.data(), nullptr, dk.data(), xn.data(), wk.p(), T, E, KD,
+                  pool);
+  matmul_backward(io, dxn.data(), dwv.data(), nullptr, dv.data(), xn.data(), wv.p(), T, E, KD,
+                  pool);
   Vec dx = dh;  // the first residual
   ref::rmsnorm_backward(dx.data(), dattn.data(), dxn.data(), x.p(), attn_norm.p(), T, E, eps);
 
@@ -182,7 +192,8 @@ int main(int argc, char** argv) {
     Array emb = io.in("emb"), dout = io.in("dout");
     auto tokens = io.ints("tokens");
     Vec demb = zeros(emb.dim(0) * emb.dim(1));
-    ref::embedding_backward(demb.data(), dout.p(), tokens.data(), static_cast<int64_t>(tokens.size()), emb.dim(1));
+    ref::embedding_backward(demb.data(), dout.p(), tokens.data(),
+                            static_cast<int64_t>(tokens.size()), emb.dim(1));
     io.out("demb", demb, emb.shape);
   } else if (op == "rmsnorm") {
     Array x = io.in("x"), w = io.in("w"), dout = io.in("dout");
@@ -194,9 +205,10 @@ int main(int argc, char** argv) {
   } else if (op == "rope") {
     Array dout = io.in("dout"), inv_freq = io.in("inv_freq");
     auto pos = io.ints("positions");
-    const auto layout = io.str("layout", "halves") == "pairs" ? hanul::RopeLayout::kPairs : hanul::RopeLayout::kHalves;
-    ref::rope_backward(dout.p(), dout.dim(0), static_cast<int>(dout.dim(1)), static_cast<int>(dout.dim(2)),
-                       pos.data(), inv_freq.p(), layout);
+    const auto layout = io.str("layout", "halves") == "pairs" ? hanul::RopeLayout::kPairs
+                                                              : hanul::RopeLayout::kHalves;
+    ref::rope_backward(dout.p(), dout.dim(0), static_cast<int>(dout.dim(1)),
+                       static_cast<int>(dout.dim(2)), pos.data(), inv_freq.p(), layout);
     io.out("dx", dout.data, dout.shape);
   } else if (op == "swiglu") {
     Array gate = io.in("gate"), up = io.in("up"), dout = io.in("dout");
@@ -215,7 +227,8 @@ int main(int argc, char** argv) {
     io.out("db", db, b.shape);
   } else if (op == "attention") {
     Array q = io.in("q"), k = io.in("k"), v = io.in("v"), dout = io.in("dout");
-    Vec dq = zeros(static_cast<int64_t>(q.data.size())), dk = zeros(static_cast<int64_t>(k.data.size()));
+    Vec dq = zeros(static_cast<int64_t>(q.data.size())),
+        dk = zeros(static_cast<int64_t>(k.data.size()));
     Vec dv = zeros(static_cast<int64_t>(v.data.size()));
     (io.cpu() ? hanul::cpu::attention_backward : ref::attention_backward)(
         dq.data(), dk.data(), dv.data(), dout.p(), q.p(), q.dim(0), k.p(), v.p(), k.dim(0),
@@ -229,8 +242,8 @@ int main(int argc, char** argv) {
     Array logits = io.in("logits");
     auto targets = io.ints("targets");
     Vec dl = zeros(logits.dim(0) * logits.dim(1));
-    const float loss = ref::cross_entropy(dl.data(), logits.p(), targets.data(), logits.dim(0), logits.dim(1),
-                                          static_cast<float>(io.num("dloss", 1.0)));
+    const float loss = ref::cross_entropy(dl.data(), logits.p(), targets.data(), logits.dim(0),
+                                          logits.dim(1), static_cast<float>(io.num("dloss", 1.0)));
     io.out("loss", Vec{loss}, {1});
     io.out("dlogits", dl, logits.shape);
   } else if (op == "adamw") {

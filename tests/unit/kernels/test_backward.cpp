@@ -72,8 +72,10 @@ void check_fd(const std::string& what, std::vector<DVec>& inputs, const std::vec
     }
     ASSERT_GT(max_g, 0.0) << "the loss does not depend on this input: the check would be empty";
     double max_err = 0.0;
-    for (size_t i = 0; i < fd.size(); ++i) max_err = std::max(max_err, std::fabs(grads[t][i] - fd[i]));
-    std::printf("  %s input %zu: max |grad - fd| / max |fd| = %.2e\n", what.c_str(), t, max_err / max_g);
+    for (size_t i = 0; i < fd.size(); ++i)
+      max_err = std::max(max_err, std::fabs(grads[t][i] - fd[i]));
+    std::printf("  %s input %zu: max |grad - fd| / max |fd| = %.2e\n", what.c_str(), t,
+                max_err / max_g);
     EXPECT_LE(max_err / max_g, kTol) << "max |grad - fd| = " << max_err << ", max |fd| = " << max_g;
   }
 }
@@ -81,8 +83,8 @@ void check_fd(const std::string& what, std::vector<DVec>& inputs, const std::vec
 // --- the forwards in double ---------------------------------------------------------
 
 template <class T>
-std::vector<T> rmsnorm_fwd(const std::vector<T>& x, const std::vector<T>& w, int64_t rows, int64_t n,
-                           double eps) {
+std::vector<T> rmsnorm_fwd(const std::vector<T>& x, const std::vector<T>& w, int64_t rows,
+                           int64_t n, double eps) {
   std::vector<T> out(x.size());
   for (int64_t r = 0; r < rows; ++r) {
     T ss = 0;
@@ -122,7 +124,8 @@ DVec attention_fwd(const DVec& q, int64_t n_tokens, const DVec& k, const DVec& v
       double max = -INFINITY, sum = 0.0;
       for (int64_t j = 0; j < nv; ++j) {
         double s = 0.0;
-        for (int d = 0; d < hd; ++d) s += q[(i * n_head + h) * hd + d] * k[(j * n_head_kv + hk) * hd + d];
+        for (int d = 0; d < hd; ++d)
+          s += q[(i * n_head + h) * hd + d] * k[(j * n_head_kv + hk) * hd + d];
         p[j] = s * scale;
         max = std::max(max, p[j]);
       }
@@ -167,7 +170,8 @@ TEST(BackwardFd, Embedding) {
   check_fd("embedding", in, {demb}, [&] {
     double l = 0.0;
     for (int64_t t = 0; t < n_tokens; ++t)
-      for (int64_t i = 0; i < n_embd; ++i) l += in[0][tokens[t] * n_embd + i] * dout[t * n_embd + i];
+      for (int64_t i = 0; i < n_embd; ++i)
+        l += in[0][tokens[t] * n_embd + i] * dout[t * n_embd + i];
     return l;
   });
 }
@@ -183,7 +187,8 @@ TEST(BackwardFd, Rmsnorm) {
   for (auto& g : dx) g -= 0.25f;
   for (auto& g : dw) g += 0.5f;
   std::vector<DVec> in = {to_double(x), to_double(w)};
-  check_fd("rmsnorm", in, {dx, dw}, [&] { return dot(rmsnorm_fwd(in[0], in[1], rows, n, eps), dout); });
+  check_fd("rmsnorm", in, {dx, dw},
+           [&] { return dot(rmsnorm_fwd(in[0], in[1], rows, n, eps), dout); });
   // The float forward agrees with the double one it is differentiated against.
   Vec y(x.size());
   ref::rmsnorm(y.data(), x.data(), w.data(), rows, n, eps);
@@ -205,7 +210,8 @@ TEST(BackwardFd, RopeBothLayouts) {
     ref::rope_backward(dx.data(), n_tokens, n_heads, head_dim, pos.data(), inv_freq.data(), layout);
     std::vector<DVec> in = {to_double(x)};
     check_fd("rope", in, {dx}, [&] {
-      return dot(rope_fwd(in[0], n_tokens, n_heads, head_dim, pos.data(), inv_freq.data(), layout), dout);
+      return dot(rope_fwd(in[0], n_tokens, n_heads, head_dim, pos.data(), inv_freq.data(), layout),
+                 dout);
     });
     // Orthogonal: backward(forward(x)) = x.
     Vec y = x;
@@ -218,7 +224,8 @@ TEST(BackwardFd, RopeBothLayouts) {
 TEST(BackwardFd, Swiglu) {
   std::mt19937 rng(4);
   const int64_t n = 53;
-  Vec gate = random_floats(rng, n, -6.0f, 6.0f), up = random_floats(rng, n), dout = random_floats(rng, n);
+  Vec gate = random_floats(rng, n, -6.0f, 6.0f), up = random_floats(rng, n),
+      dout = random_floats(rng, n);
   Vec dgate(n, 0.0f), dup(n, 0.0f);
   ref::swiglu_backward(dgate.data(), dup.data(), dout.data(), gate.data(), up.data(), n);
   std::vector<DVec> in = {to_double(gate), to_double(up)};
@@ -236,7 +243,8 @@ TEST(BackwardFd, Matmul) {
   Vec dy = random_floats(rng, m * n);
   Vec dx(x.size(), 0.0f), dw(w.size(), 0.0f), db(b.size(), 0.0f);
   ThreadPool pool(3);
-  ref::matmul_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), m, k, n, &pool);
+  ref::matmul_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), m, k, n,
+                       &pool);
   std::vector<DVec> in = {to_double(x), to_double(w), to_double(b)};
   check_fd("matmul", in, {dx, dw, db}, [&] {
     double l = 0.0;
@@ -256,14 +264,17 @@ TEST(BackwardFd, AttentionGqaWithCache) {
   const int64_t n_tokens = 5, pos0 = 3, n_kv = pos0 + n_tokens;
   const int n_head = 6, n_head_kv = 2, hd = 6;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  Vec q = random_floats(rng, n_tokens * n_head * hd, -2, 2), k = random_floats(rng, n_kv * n_head_kv * hd, -2, 2);
+  Vec q = random_floats(rng, n_tokens * n_head * hd, -2, 2),
+      k = random_floats(rng, n_kv * n_head_kv * hd, -2, 2);
   Vec v = random_floats(rng, n_kv * n_head_kv * hd), dout = random_floats(rng, q.size());
   Vec dq(q.size(), 0.0f), dk(k.size(), 0.0f), dv(v.size(), 0.0f);
-  ref::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), n_tokens, k.data(), v.data(),
-                          n_kv, n_head, n_head_kv, hd, pos0, scale, nullptr);
+  ref::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), n_tokens,
+                          k.data(), v.data(), n_kv, n_head, n_head_kv, hd, pos0, scale, nullptr);
   std::vector<DVec> in = {to_double(q), to_double(k), to_double(v)};
   check_fd("attention", in, {dq, dk, dv}, [&] {
-    return dot(attention_fwd(in[0], n_tokens, in[1], in[2], n_kv, n_head, n_head_kv, hd, pos0, scale), dout);
+    return dot(
+        attention_fwd(in[0], n_tokens, in[1], in[2], n_kv, n_head, n_head_kv, hd, pos0, scale),
+        dout);
   });
 }
 
@@ -279,12 +290,14 @@ TEST(BackwardFd, CrossEntropyWithIgnoredTargets) {
       ref::cross_entropy(dlogits.data(), logits.data(), targets.data(), n_tokens, n_vocab, dloss);
   std::vector<DVec> in = {to_double(logits)};
   EXPECT_NEAR(loss, cross_entropy_fwd(in[0], targets, n_vocab), 1e-6);
-  check_fd("cross_entropy", in, {dlogits}, [&] { return dloss * cross_entropy_fwd(in[0], targets, n_vocab); });
+  check_fd("cross_entropy", in, {dlogits},
+           [&] { return dloss * cross_entropy_fwd(in[0], targets, n_vocab); });
   // Masked tokens get exactly zero gradient; all masked gives loss 0 and no gradient.
   for (int64_t i = 0; i < n_vocab; ++i) EXPECT_EQ(dlogits[1 * n_vocab + i], 0.0f);
   const std::vector<int32_t> none(static_cast<size_t>(n_tokens), kIgnoreIndex);
   Vec d2(logits.size(), 0.0f);
-  EXPECT_EQ(ref::cross_entropy(d2.data(), logits.data(), none.data(), n_tokens, n_vocab, 1.0f), 0.0f);
+  EXPECT_EQ(ref::cross_entropy(d2.data(), logits.data(), none.data(), n_tokens, n_vocab, 1.0f),
+            0.0f);
   EXPECT_TRUE(std::all_of(d2.begin(), d2.end(), [](float g) { return g == 0.0f; }));
 }
 
@@ -323,7 +336,8 @@ TEST(AdamW, ManyStepsMatchTheFormulaInDouble) {
       pd[i] *= 1 - hp.lr * hp.weight_decay;
       md[i] = hp.beta1 * md[i] + (1 - hp.beta1) * g[i];
       vd[i] = hp.beta2 * vd[i] + (1 - hp.beta2) * g[i] * g[i];
-      const double mh = md[i] / (1 - std::pow(hp.beta1, step)), vh = vd[i] / (1 - std::pow(hp.beta2, step));
+      const double mh = md[i] / (1 - std::pow(hp.beta1, step)),
+                   vh = vd[i] / (1 - std::pow(hp.beta2, step));
       pd[i] -= hp.lr * mh / (std::sqrt(vh) + hp.eps);
     }
   }
@@ -346,7 +360,8 @@ TEST(ClipGradNorm, ScalesToMaxNormOnlyWhenAbove) {
 
 std::vector<cpu::Isa> isas() {
   std::vector<cpu::Isa> out;
-  for (int i = 0; i <= static_cast<int>(cpu::detected_isa()); ++i) out.push_back(static_cast<cpu::Isa>(i));
+  for (int i = 0; i <= static_cast<int>(cpu::detected_isa()); ++i)
+    out.push_back(static_cast<cpu::Isa>(i));
   return out;
 }
 
@@ -359,20 +374,27 @@ TEST(BackwardCpu, MatmulMatchesRefAndThreadCount) {
   for (cpu::Isa isa : isas()) {
     SCOPED_TRACE(cpu::isa_name(isa));
     cpu::set_max_isa(isa);
-    for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {37, 53, 19}, {70, 33, 129}}) {
+    for (auto [m, k, n] :
+         {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {37, 53, 19}, {70, 33, 129}}) {
       SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n));
-      Vec x = random_floats(rng, m * k), w = random_floats(rng, n * k), dy = random_floats(rng, m * n);
-      Vec init_x = random_floats(rng, m * k), init_w = random_floats(rng, n * k), init_b = random_floats(rng, n);
-      auto run = [&](auto fn, ThreadPool* pool, const Vec& xs, const Vec& ws, const Vec& dys, bool zero) {
-        std::vector<Vec> g = {zero ? Vec(x.size(), 0.f) : init_x, zero ? Vec(w.size(), 0.f) : init_w,
-                              zero ? Vec(n, 0.f) : init_b};
+      Vec x = random_floats(rng, m * k), w = random_floats(rng, n * k),
+          dy = random_floats(rng, m * n);
+      Vec init_x = random_floats(rng, m * k), init_w = random_floats(rng, n * k),
+          init_b = random_floats(rng, n);
+      auto run = [&](auto fn, ThreadPool* pool, const Vec& xs, const Vec& ws, const Vec& dys,
+                     bool zero) {
+        std::vector<Vec> g = {zero ? Vec(x.size(), 0.f) : init_x,
+                              zero ? Vec(w.size(), 0.f) : init_w, zero ? Vec(n, 0.f) : init_b};
         fn(g[0].data(), g[1].data(), g[2].data(), dys.data(), xs.data(), ws.data(), m, k, n, pool);
         return g;
       };
       const auto want = run(ref::matmul_backward, nullptr, x, w, dy, false);
       const auto got1 = run(cpu::matmul_backward, &pool1, x, w, dy, false);
       const auto got3 = run(cpu::matmul_backward, &pool3, x, w, dy, false);
-      auto absv = [](Vec v) { for (auto& e : v) e = std::fabs(e); return v; };
+      auto absv = [](Vec v) {
+        for (auto& e : v) e = std::fabs(e);
+        return v;
+      };
       const auto mag = run(ref::matmul_backward, nullptr, absv(x), absv(w), absv(dy), true);
       const int64_t big_k = std::max(m, n);
       const double gamma = 2.0 * big_k * std::ldexp(1.0, -24);
@@ -380,7 +402,8 @@ TEST(BackwardCpu, MatmulMatchesRefAndThreadCount) {
         ASSERT_EQ(0, std::memcmp(got1[t].data(), got3[t].data(), got1[t].size() * sizeof(float)))
             << "cpu::matmul_backward depends on the thread count, output " << t;
         for (size_t i = 0; i < want[t].size(); ++i)
-          ASSERT_NEAR(got1[t][i], want[t][i], 2 * gamma * mag[t][i] + 1e-6 * std::fabs(want[t][i]) + 1e-30)
+          ASSERT_NEAR(got1[t][i], want[t][i],
+                      2 * gamma * mag[t][i] + 1e-6 * std::fabs(want[t][i]) + 1e-30)
               << "output " << t << " element " << i;
       }
     }
@@ -391,22 +414,27 @@ TEST(BackwardCpu, MatmulMatchesRefAndThreadCount) {
 TEST(BackwardCpu, AttentionMatchesRefAndThreadCount) {
   std::mt19937 rng(10);
   ThreadPool pool1(1), pool3(3);
-  struct Shape { int64_t n_tokens, pos0; int n_head, n_head_kv, hd; };
+  struct Shape {
+    int64_t n_tokens, pos0;
+    int n_head, n_head_kv, hd;
+  };
   for (cpu::Isa isa : isas()) {
     SCOPED_TRACE(cpu::isa_name(isa));
     cpu::set_max_isa(isa);
-    for (Shape s : {Shape{1, 0, 1, 1, 2}, Shape{9, 0, 4, 4, 6}, Shape{13, 6, 6, 2, 18}, Shape{21, 3, 8, 1, 34}}) {
+    for (Shape s : {Shape{1, 0, 1, 1, 2}, Shape{9, 0, 4, 4, 6}, Shape{13, 6, 6, 2, 18},
+                    Shape{21, 3, 8, 1, 34}}) {
       SCOPED_TRACE(std::to_string(s.n_tokens) + " tokens, " + std::to_string(s.n_head) + "/" +
                    std::to_string(s.n_head_kv) + " heads, hd " + std::to_string(s.hd));
       const int64_t n_kv = s.pos0 + s.n_tokens;
       const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
       Vec q = random_floats(rng, s.n_tokens * s.n_head * s.hd, -2, 2);
-      Vec k = random_floats(rng, n_kv * s.n_head_kv * s.hd, -2, 2), v = random_floats(rng, k.size());
+      Vec k = random_floats(rng, n_kv * s.n_head_kv * s.hd, -2, 2),
+          v = random_floats(rng, k.size());
       Vec dout = random_floats(rng, q.size());
       auto run = [&](auto fn, ThreadPool* pool) {
         std::vector<Vec> g = {Vec(q.size(), 0.5f), Vec(k.size(), 0.5f), Vec(v.size(), 0.5f)};
-        fn(g[0].data(), g[1].data(), g[2].data(), dout.data(), q.data(), s.n_tokens, k.data(), v.data(), n_kv,
-           s.n_head, s.n_head_kv, s.hd, s.pos0, scale, pool);
+        fn(g[0].data(), g[1].data(), g[2].data(), dout.data(), q.data(), s.n_tokens, k.data(),
+           v.data(), n_kv, s.n_head, s.n_head_kv, s.hd, s.pos0, scale, pool);
         return g;
       };
       const auto want = run(ref::attention_backward, nullptr);
@@ -435,8 +463,10 @@ TEST(BackwardRef, MatmulIsThreadCountInvariant) {
   Vec x = random_floats(rng, m * k), w = random_floats(rng, n * k), dy = random_floats(rng, m * n);
   ThreadPool pool3(3);
   Vec a(x.size()), b(x.size()), wa(w.size()), wb(w.size());
-  ref::matmul_backward(a.data(), wa.data(), nullptr, dy.data(), x.data(), w.data(), m, k, n, nullptr);
-  ref::matmul_backward(b.data(), wb.data(), nullptr, dy.data(), x.data(), w.data(), m, k, n, &pool3);
+  ref::matmul_backward(a.data(), wa.data(), nullptr, dy.data(), x.data(), w.data(), m, k, n,
+                       nullptr);
+  ref::matmul_backward(b.data(), wb.data(), nullptr, dy.data(), x.data(), w.data(), m, k, n,
+                       &pool3);
   EXPECT_EQ(a, b);
   EXPECT_EQ(wa, wb);
 }

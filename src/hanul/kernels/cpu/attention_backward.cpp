@@ -16,9 +16,8 @@
 namespace hanul::cpu {
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
-                        int64_t n_tokens, const float* k, const float* v, int64_t n_kv,
-                        int n_head, int n_head_kv, int head_dim, int64_t pos0, float scale,
-                        ThreadPool* pool) {
+                        int64_t n_tokens, const float* k, const float* v, int64_t n_kv, int n_head,
+                        int n_head_kv, int head_dim, int64_t pos0, float scale, ThreadPool* pool) {
   if (n_tokens <= 0) return;
   const simd::Kernels& kr = simd::kernels();
   const int group = n_head / n_head_kv;
@@ -37,7 +36,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         const float* doi = dout + i * q_stride + h * head_dim;
         float* p = P.data() + i * n_kv;
         float* ds = dS.data() + i * n_kv;
-        for (int64_t j = 0; j < n_visible; ++j) p[j] = kr.dot_f32(qi, kh + j * kv_stride, head_dim) * scale;
+        for (int64_t j = 0; j < n_visible; ++j)
+          p[j] = kr.dot_f32(qi, kh + j * kv_stride, head_dim) * scale;
         const float inv = 1.0f / kr.exp_sub_sum(p, kr.max(p, n_visible), n_visible);
         kr.scale(p, inv, n_visible);
         float p_dot_dp = 0.0f;
@@ -57,8 +57,12 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       for (int64_t j = j0; j < j1; ++j) {
         // Queries that see key j: i >= j - pos0.
         for (int64_t i = std::max<int64_t>(0, j - pos0); i < n_tokens; ++i) {
-          if (dk) kr.axpy(dk + j * kv_stride + hk * head_dim, dS[i * n_kv + j], q + i * q_stride + h * head_dim, head_dim);
-          if (dv) kr.axpy(dv + j * kv_stride + hk * head_dim, P[i * n_kv + j], dout + i * q_stride + h * head_dim, head_dim);
+          if (dk)
+            kr.axpy(dk + j * kv_stride + hk * head_dim, dS[i * n_kv + j],
+                    q + i * q_stride + h * head_dim, head_dim);
+          if (dv)
+            kr.axpy(dv + j * kv_stride + hk * head_dim, P[i * n_kv + j],
+                    dout + i * q_stride + h * head_dim, head_dim);
         }
       }
     });

@@ -23,13 +23,15 @@ void transpose(float* out, const float* in, int64_t rows, int64_t cols, ThreadPo
     for (int64_t cb = b0 * kTile; cb < std::min(cols, b1 * kTile); cb += kTile)
       for (int64_t rb = 0; rb < rows; rb += kTile)
         for (int64_t c = cb; c < std::min(cols, cb + kTile); ++c)
-          for (int64_t r = rb; r < std::min(rows, rb + kTile); ++r) out[c * rows + r] = in[r * cols + c];
+          for (int64_t r = rb; r < std::min(rows, rb + kTile); ++r)
+            out[c * rows + r] = in[r * cols + c];
   });
 }
 
 // acc += add, elementwise, split over the pool.
 void accumulate(float* acc, const float* add_, int64_t n, ThreadPool* pool) {
-  parallel_for(pool, n, 4096, [&](int64_t i0, int64_t i1) { add(acc + i0, acc + i0, add_ + i0, i1 - i0); });
+  parallel_for(pool, n, 4096,
+               [&](int64_t i0, int64_t i1) { add(acc + i0, acc + i0, add_ + i0, i1 - i0); });
 }
 
 }  // namespace

@@ -19,8 +19,7 @@ void matmul_backward(float* dx, float* dw, float* dbias, const float* dy, const 
 
 // Backward of cpu::attention / ref::attention (see ref/ops_backward.h).
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
-                        int64_t n_tokens, const float* k, const float* v, int64_t n_kv,
-                        int n_head, int n_head_kv, int head_dim, int64_t pos0, float scale,
-                        ThreadPool* pool);
+                        int64_t n_tokens, const float* k, const float* v, int64_t n_kv, int n_head,
+                        int n_head_kv, int head_dim, int64_t pos0, float scale, ThreadPool* pool);
 
 }  // namespace hanul::cpu

@@ -15,8 +15,8 @@
 namespace hanul::ref {
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
-                        int64_t n_tokens, const float* k, const float* v, int64_t n_kv,
-                        int n_head, int n_head_kv, int head_dim, int64_t pos0, float scale,
+                        int64_t n_tokens, const float* k, const float* v, int64_t n_kv, int n_head,
+                        int n_head_kv, int head_dim, int64_t pos0, float scale,
                         ThreadPool* /*pool*/) {
   const int group = n_head / n_head_kv;
   std::vector<float> p(static_cast<size_t>(n_kv)), dp(static_cast<size_t>(n_kv));

@@ -67,8 +67,8 @@ void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float*
 // Backward of rope, in place on dx [n_tokens, n_heads, head_dim]: the rotation is
 // orthogonal, so its transpose is the rotation by -angle. (In place, unlike the other
 // backwards: dq/dk of attention are rotated back before they reach the matmuls.)
-void rope_backward(float* dx, int64_t n_tokens, int n_heads, int head_dim,
-                   const int32_t* positions, const float* inv_freq, RopeLayout layout);
+void rope_backward(float* dx, int64_t n_tokens, int n_heads, int head_dim, const int32_t* positions,
+                   const float* inv_freq, RopeLayout layout);
 
 // --- swiglu ---------------------------------------------------------------------------
 
@@ -91,9 +91,8 @@ void matmul_backward(float* dx, float* dw, float* dbias, const float* dy, const 
 // head_dim]; dk, dv [n_kv, n_head_kv, head_dim], where the n_head / n_head_kv query
 // heads of a group sum into their shared kv head.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
-                        int64_t n_tokens, const float* k, const float* v, int64_t n_kv,
-                        int n_head, int n_head_kv, int head_dim, int64_t pos0, float scale,
-                        ThreadPool* pool);
+                        int64_t n_tokens, const float* k, const float* v, int64_t n_kv, int n_head,
+                        int n_head_kv, int head_dim, int64_t pos0, float scale, ThreadPool* pool);
 
 // --- cross-entropy over the vocabulary ------------------------------------------------
 

@@ -8,8 +8,8 @@
 
 namespace hanul::ref {
 
-void rope_backward(float* dx, int64_t n_tokens, int n_heads, int head_dim,
-                   const int32_t* positions, const float* inv_freq, RopeLayout layout) {
+void rope_backward(float* dx, int64_t n_tokens, int n_heads, int head_dim, const int32_t* positions,
+                   const float* inv_freq, RopeLayout layout) {
   const int half = head_dim / 2;
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int h = 0; h < n_heads; ++h) {
