@@ -10,6 +10,7 @@
 #include "hanul/formats/safetensors.h"
 #include "hanul/model/weights.h"
 #include "hanul/tensor/quantize.h"
+#include "hanul/tokenizer/tokenizer_export.h"
 
 namespace hanul {
 namespace {
@@ -101,6 +102,18 @@ Status convert_model(const std::string& in, const std::string& out, const Conver
     log_warn("convert: {} tensors have rows that are not whole {} blocks and were written in a fall-back type",
              n_fallback, dtype_name(*opts.type));
 
+  // The tokenizer travels with the weights (issue 2): GGUF metadata from
+  // the folder's tokenizer.json / tokenizer.model, tokenizer.json +
+  // tokenizer_config.json from the GGUF's vocabulary. A model without one
+  // still converts; `hanul run` then takes ids only.
+  std::optional<TokenizerExport> tok;
+  if (!(to_gguf && model->format == "gguf")) {
+    auto loaded = load_tokenizer_for_export(in);
+    if (!loaded.ok()) return Error{fmt::format("convert: the tokenizer of '{}': {}", in, loaded.message())};
+    tok = std::move(loaded).value();
+    if (!tok) log_warn("convert: '{}' has no tokenizer; '{}' will have none either", in, out);
+  }
+
   if (to_gguf) {
     GgufWriter w;
     config_to_gguf(cfg, w);
@@ -109,6 +122,11 @@ Status convert_model(const std::string& in, const std::string& out, const Conver
       const auto& src = *std::static_pointer_cast<const GgufFile>(model->source);
       for (const auto& [key, value] : src.metadata())
         if (key.rfind("tokenizer.", 0) == 0) w.set(key, value);
+    } else if (tok) {
+      if (tok->model.vocab.n_tokens() > cfg.n_vocab)
+        log_warn("convert: the tokenizer has {} tokens but the model only {} embedding rows",
+                 tok->model.vocab.n_tokens(), cfg.n_vocab);
+      HANUL_TRY(write_gguf_tokenizer(*tok, w, cfg.n_vocab));
     }
     if (cfg.rope_scaling == RopeScalingType::kLlama3) {
       // llama.cpp carries llama3 scaling as a rope_freqs tensor; hanul also
@@ -136,6 +154,19 @@ Status convert_model(const std::string& in, const std::string& out, const Conver
   if (ec) return Error{fmt::format("convert: cannot create folder {}: {}", out, ec.message())};
   cfg.rope_layout = RopeLayout::kHalves;
   HANUL_TRY(write_safetensors_dir(out, tensors));
+  if (tok && model->format == "gguf") {
+    HANUL_TRY(write_hf_tokenizer(*tok, out));
+  } else if (tok) {
+    // Folder -> folder: the tokenizer files as they are (nothing is lost).
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+                             "special_tokens_map.json", "chat_template.jinja"}) {
+      const std::filesystem::path from = std::filesystem::path(in) / name;
+      if (!std::filesystem::exists(from, ec)) continue;
+      std::filesystem::copy_file(from, std::filesystem::path(out) / name,
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+      if (ec) return Error{fmt::format("convert: cannot copy {} to {}: {}", from.string(), out, ec.message())};
+    }
+  }
   return write_file_atomic(out + "/config.json", config_to_hf_json(cfg));
 }
 
