@@ -38,7 +38,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 int encode_lines(const std::string& model_path, const std::string& lines_path, bool raw, bool add_special,
-                 bool parse_special) {
+                 bool parse_special, bool with_decode) {
   auto tok = Tokenizer::load(model_path);
   if (!tok.ok()) return fail("tokenizer encode", tok.message(), kExitUsage);
   std::ifstream in(lines_path, std::ios::binary);
@@ -62,6 +62,11 @@ int encode_lines(const std::string& model_path, const std::string& lines_path, b
     for (size_t i = 0; i < ids.size(); ++i) {
       if (i) out += ' ';
       out += std::to_string(ids[i]);
+    }
+    if (with_decode) {
+      out += '\t';
+      // Invalid UTF-8 (a token that is part of a character) shows as U+FFFD.
+      out += nlohmann::json(tok->decode(ids, true)).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
     }
     out += '\n';
   }
@@ -92,14 +97,15 @@ int tokenizer_main(int argc, char** argv) {
   train->add_option("corpus", corpus, "text files (UTF-8)")->required()->check(CLI::ExistingFile);
   CLI::App* enc = app.add_subcommand("encode", "encode JSON-string lines, one line of ids per input line");
   std::string model_path, lines_path;
-  bool parse_special = false, add_special = false, raw_lines = false;
+  bool parse_special = false, add_special = false, raw_lines = false, with_decode = false;
   enc->add_option("-m,--model", model_path, "GGUF, tokenizer.json, tokenizer.model or a model folder")->required();
   enc->add_option("lines", lines_path, "file of JSON strings, one a line")->required()->check(CLI::ExistingFile);
   enc->add_flag("--raw", raw_lines, "lines are plain text, not JSON strings");
   enc->add_flag("--parse-special", parse_special, "turn control-token text into its id");
   enc->add_flag("--add-special", add_special, "add BOS/EOS as the tokenizer's config asks");
+  enc->add_flag("--decode", with_decode, "after the ids, a tab and decode(ids) as a JSON string");
   if (auto code = parse(app, argc, argv)) return *code;
-  if (enc->parsed()) return encode_lines(model_path, lines_path, raw_lines, add_special, parse_special);
+  if (enc->parsed()) return encode_lines(model_path, lines_path, raw_lines, add_special, parse_special, with_decode);
 
   BpeTrainOptions options;
   options.vocab_size = vocab_size;
