@@ -5,8 +5,12 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
+#include "hanul/formats/gguf.h"
 #include "hanul/model/llama.h"
+#include "hanul/tokenizer/tokenizer.h"
 
 namespace hanul {
 namespace {
@@ -96,6 +100,99 @@ TEST_F(ConvertTest, RefusesWhatItCannotWrite) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("safetensors"), std::string::npos) << s.message();
   EXPECT_FALSE(convert_model("/nonexistent.gguf", (dir_ / "x.gguf").string(), {}).ok());
+}
+
+// Korean (precomposed), English, code, emoji: stories260K's 512 pieces spell
+// most of it by byte fallback, which the copies must do identically.
+const std::string kMixed =
+    "Once upon a time \xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4 "
+    "for (int i = 0; i < n; ++i) { x += 1; }  \xF0\x9F\x98\x80\n\ttabs";
+
+std::vector<int32_t> encode_with(const std::string& path) {
+  auto tok = Tokenizer::load(path);
+  EXPECT_TRUE(tok.ok()) << path << ": " << tok.message();
+  return tok.ok() ? tok->encode(kMixed, /*add_special=*/true) : std::vector<int32_t>{};
+}
+
+TEST_F(ConvertTest, TokenizerTravelsGgufToHfToGguf) {
+  const std::string hf = (dir_ / "hf").string(), gguf = (dir_ / "back.gguf").string();
+  ASSERT_TRUE(convert_model(kStories, hf, {}).ok());
+  ASSERT_TRUE(fs::exists(hf + "/tokenizer.json"));
+  ASSERT_TRUE(fs::exists(hf + "/tokenizer_config.json"));
+  const std::vector<int32_t> want = encode_with(kStories);
+  ASSERT_GT(want.size(), 20u);
+  EXPECT_EQ(want.front(), 1);  // BOS, as the GGUF asks
+  EXPECT_EQ(encode_with(hf), want);
+
+  ASSERT_TRUE(convert_model(hf, gguf, {}).ok());
+  auto f = GgufFile::open(gguf);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->get_string("tokenizer.ggml.model"), "llama");
+  auto src = GgufFile::open(kStories);
+  EXPECT_EQ(*f->get_string_array("tokenizer.ggml.tokens"), *src->get_string_array("tokenizer.ggml.tokens"));
+  EXPECT_EQ(*f->get_int_array("tokenizer.ggml.token_type"), *src->get_int_array("tokenizer.ggml.token_type"));
+  EXPECT_EQ(f->get_int("tokenizer.ggml.bos_token_id"), src->get_int("tokenizer.ggml.bos_token_id"));
+  EXPECT_EQ(f->get_int("tokenizer.ggml.eos_token_id"), src->get_int("tokenizer.ggml.eos_token_id"));
+  EXPECT_EQ(encode_with(gguf), want);
+
+  // A quantized GGUF -> GGUF keeps the tokenizer keys as they were.
+  ConvertOptions q8;
+  q8.type = DType::Q8_0;
+  ASSERT_TRUE(convert_model(gguf, (dir_ / "q8.gguf").string(), q8).ok());
+  EXPECT_EQ(encode_with((dir_ / "q8.gguf").string()), want);
+}
+
+TEST_F(ConvertTest, FolderChatTemplateGoesIntoGguf) {
+  const std::string hf = (dir_ / "hf").string(), gguf = (dir_ / "t.gguf").string();
+  ASSERT_TRUE(convert_model(kStories, hf, {}).ok());
+  const std::string tmpl = "{% for m in messages %}### User:\n{{ m['content'] }}\n{% endfor %}";
+  std::ofstream(hf + "/tokenizer_config.json")
+      << R"({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true, "chat_template": ")"
+      << "{% for m in messages %}### User:\\n{{ m['content'] }}\\n{% endfor %}" << R"("})";
+  ASSERT_TRUE(convert_model(hf, gguf, {}).ok());
+  auto f = GgufFile::open(gguf);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->get_string("tokenizer.chat_template"), tmpl);
+  EXPECT_EQ(f->get_bool("tokenizer.ggml.add_bos_token"), true);
+  // ... and back out to a folder's tokenizer_config.json.
+  const std::string hf2 = (dir_ / "hf2").string();
+  ASSERT_TRUE(convert_model(gguf, hf2, {}).ok());
+  std::ifstream in(hf2 + "/tokenizer_config.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find("### User:"), std::string::npos) << ss.str();
+}
+
+TEST_F(ConvertTest, ModelWithoutTokenizerStillConverts) {
+  const std::string hf = (dir_ / "hf").string();
+  ASSERT_TRUE(convert_model(kStories, hf, {}).ok());
+  fs::remove(hf + "/tokenizer.json");
+  fs::remove(hf + "/tokenizer_config.json");
+  const std::string gguf = (dir_ / "bare.gguf").string();
+  ASSERT_TRUE(convert_model(hf, gguf, {}).ok());
+  auto f = GgufFile::open(gguf);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->find("tokenizer.ggml.tokens"), nullptr);
+  EXPECT_FALSE(Tokenizer::load(gguf).ok());
+  const std::string hf2 = (dir_ / "hf2").string();
+  ASSERT_TRUE(convert_model(gguf, hf2, {}).ok());
+  EXPECT_TRUE(fs::exists(hf2 + "/config.json"));
+  EXPECT_FALSE(fs::exists(hf2 + "/tokenizer.json"));
+  // A folder with a broken tokenizer.json is refused, naming it.
+  std::ofstream(hf + "/tokenizer.json") << "{ broken";
+  Status s = convert_model(hf, (dir_ / "x.gguf").string(), {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("tokenizer"), std::string::npos) << s.message();
+}
+
+TEST_F(ConvertTest, FolderToFolderCopiesTheTokenizerFiles) {
+  const std::string hf = (dir_ / "hf").string(), hf2 = (dir_ / "hf2").string();
+  ASSERT_TRUE(convert_model(kStories, hf, {}).ok());
+  ConvertOptions f16;
+  f16.type = DType::F16;
+  ASSERT_TRUE(convert_model(hf, hf2, f16).ok());
+  EXPECT_TRUE(fs::exists(hf2 + "/tokenizer_config.json"));
+  EXPECT_EQ(encode_with(hf2), encode_with(kStories));
 }
 
 }  // namespace
