@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,7 +38,8 @@ class BpeMerges {
   static Result<BpeMerges> build(const Vocab& vocab,
                                  const std::vector<std::pair<std::string, std::string>>& merges);
 
-  // Merges the symbols (ids from symbol_id()) of one word in place.
+  // Merges the symbols (ids from symbol_id()) of one word in place. Results
+  // are cached per word (thread-safe), since text repeats its words.
   void merge(std::vector<int32_t>& symbols) const;
 
   // The symbol id of a text: a token id, an extra id, or -1.
@@ -60,6 +62,10 @@ class BpeMerges {
   std::unordered_map<uint64_t, Merge> ranks_;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> extra_ids_;
   std::vector<std::string> extra_texts_;
+  struct Cache;
+  std::shared_ptr<Cache> cache_;  // shared by copies: a cache entry never goes stale
+
+  void merge_uncached(std::vector<int32_t>& symbols) const;
 };
 
 }  // namespace hanul
