@@ -131,6 +131,7 @@ class Lexer {
     begin.line = line_at(start);
     tokens_.push_back(begin);
     const char close = variable ? '}' : '%';
+    open_.clear();
     int depth = 0;  // open brackets: '}}' inside {{ {'a': {}} }} closes a dict, not the tag
     while (true) {
       while (pos_ < src_.size() && is_space(src_[pos_])) ++pos_;
@@ -218,9 +219,17 @@ class Lexer {
         }
       }
       if (t.type != Token::Type::kOp) return error(at, fmt::format("unexpected character '{}'", c));
-      if (t.text == "(" || t.text == "[" || t.text == "{") ++depth;
+      if (t.text == "(" || t.text == "[" || t.text == "{") {
+        open_.push_back(t.text[0]);
+        ++depth;
+      }
       if (t.text == ")" || t.text == "]" || t.text == "}") {
-        if (depth == 0) return error(at, fmt::format("unexpected '{}'", t.text));
+        const char want = t.text == ")" ? '(' : t.text == "]" ? '[' : '{';
+        if (open_.empty()) return error(at, fmt::format("unexpected '{}'", t.text));
+        if (open_.back() != want) {
+          return error(at, fmt::format("unexpected '{}': '{}' is still open", t.text, open_.back()));
+        }
+        open_.pop_back();
         --depth;
       }
     }
@@ -305,6 +314,7 @@ class Lexer {
   size_t line_pos_ = 0;
   int line_ = 1;
   std::vector<Token> tokens_;
+  std::string open_;  // the brackets open in the current tag
 };
 
 }  // namespace

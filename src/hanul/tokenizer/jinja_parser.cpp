@@ -197,6 +197,10 @@ class Parser {
         return Error{fmt::format("chat template line {}: '{{% generation %}}' is never closed", line)};
       }
       HANUL_TRY(expect_block_end());
+    } else if (kw == "endif" || kw == "endfor" || kw == "endset" || kw == "elif" || kw == "else" ||
+               kw == "endgeneration") {
+      pos_--;
+      return error(fmt::format("unexpected '{{% {} %}}' with no open block it belongs to", kw));
     } else {
       pos_--;
       return error(fmt::format("unsupported statement '{{% {} %}}'", kw));
