@@ -182,14 +182,17 @@ def geomean(xs):
 
 def measure(args, models, hanul_bench, llama_bench):
     # figures[type][tool][test] = list over rounds
-    figures = {t: {"hanul": {"pp": [], "tg": []}, "llama": {"pp": [], "tg": []}} for t in models}
+    tools = ["hanul", "llama"] + (["base"] if args.hanul_bench_base else [])
+    figures = {t: {tool: {"pp": [], "tg": []} for tool in tools} for t in models}
     for rnd in range(args.rounds):
         for t, path in models.items():
-            order = ["hanul", "llama"] if (rnd % 2 == 0) else ["llama", "hanul"]
+            order = tools if (rnd % 2 == 0) else list(reversed(tools))
             for tool in order:
                 load = load_avg()
-                r = bench_hanul(hanul_bench, path, args) if tool == "hanul" else \
-                    bench_llama(llama_bench, path, args)
+                if tool == "llama":
+                    r = bench_llama(llama_bench, path, args)
+                else:
+                    r = bench_hanul(hanul_bench if tool == "hanul" else Path(args.hanul_bench_base), path, args)
                 for k in ("pp", "tg"):
                     figures[t][tool][k].append(r[k])
                 print(f"round {rnd + 1} {t:5s} {tool:6s} pp{args.p} {r['pp']:9.2f}  tg{args.n} "
@@ -208,6 +211,11 @@ def report(args, figures):
             ratios = [a / b for a, b in zip(h, l)]
             print(f"{t:6s} {name:6s} {geomean(h):12.2f} {geomean(l):10.2f} {geomean(ratios):6.2f}  "
                   + " ".join(f"{x:.2f}" for x in ratios))
+            if "base" in f:
+                b = f["base"][k]
+                gain = [a / c for a, c in zip(h, b)]
+                print(f"{'':6s} {'':6s} {'base':>12s} {geomean(b):10.2f} {geomean(gain):6.2f}  "
+                      "hanul / base per round: " + " ".join(f"{x:.2f}" for x in gain))
 
 
 # ---- interop: the same greedy text ----------------------------------------------
@@ -222,18 +230,19 @@ def interop(args, models, hanul: Path, llama_simple: Path):
         ls = subprocess.run([str(llama_simple), "-m", str(path), "-n", str(args.check_n), prompt],
                             capture_output=True)
         hn = subprocess.run([str(hanul), "run", "-m", str(path), "-p", prompt, "-n", str(args.check_n),
-                             "-t", str(args.threads), "--no-display-prompt"], capture_output=True)
+                             "-t", str(args.threads)], capture_output=True)
         if ls.returncode != 0 or hn.returncode != 0:
             print(f"{t:6s} FAILED to run: llama-simple rc={ls.returncode} hanul rc={hn.returncode}")
             print(ls.stderr.decode(errors="replace")[-2000:])
             print(hn.stderr.decode(errors="replace")[-2000:])
             ok = False
             continue
-        # llama-simple echoes the prompt pieces (the SentencePiece "▁" as a space) then the generation.
-        lt = ls.stdout.decode(errors="replace").rstrip("\n")
-        pos = lt.find(prompt)
-        lt = lt[pos + len(prompt):] if pos >= 0 else lt
-        ht = hn.stdout.decode(errors="replace").rstrip("\n")
+        # Both echo the prompt (llama-simple as "<s> Once upon a time"); compare what follows it.
+        def after_prompt(out):
+            text = out.decode(errors="replace").rstrip("\n")
+            pos = text.find(prompt)
+            return text[pos + len(prompt):] if pos >= 0 else text
+        lt, ht = after_prompt(ls.stdout), after_prompt(hn.stdout)
         same = lt == ht
         n_common = next((i for i, (a, b) in enumerate(zip(lt, ht)) if a != b), min(len(lt), len(ht)))
         print(f"{t:6s} {'same' if same else 'DIFFERENT'}: {len(ht)} chars"
@@ -250,6 +259,10 @@ def main():
                     help="llama.cpp build folder with bin/llama-bench and bin/llama-simple")
     ap.add_argument("--hanul-build", default=str(REPO / "build"),
                     help="hanul build folder with bin/hanul and bench/hanul_bench")
+    ap.add_argument("--hanul", help="the hanul CLI (default: HANUL_BUILD/bin/hanul)")
+    ap.add_argument("--hanul-bench", help="hanul_bench (default: HANUL_BUILD/bench/hanul_bench)")
+    ap.add_argument("--hanul-bench-base",
+                    help="a second hanul_bench (e.g. built before a kernel change) to alternate with the others")
     ap.add_argument("--work", default="/tmp/hanul-vs-llama", help="where the test models go")
     ap.add_argument("--size", default="125m", choices=sorted(SIZES))
     ap.add_argument("--types", default="F32,F16,Q8_0,Q4_0,Q4_K")
@@ -268,7 +281,8 @@ def main():
         ap.error("give --llama-cpp-dir or set LLAMA_CPP_DIR (a llama.cpp build folder)")
     lbin = Path(args.llama_cpp_dir) / "bin"
     hb = Path(args.hanul_build)
-    hanul, hanul_bench = hb / "bin" / "hanul", hb / "bench" / "hanul_bench"
+    hanul = Path(args.hanul) if args.hanul else hb / "bin" / "hanul"
+    hanul_bench = Path(args.hanul_bench) if args.hanul_bench else hb / "bench" / "hanul_bench"
     for exe in (lbin / "llama-bench", lbin / "llama-simple", hanul, hanul_bench):
         if not exe.exists():
             ap.error(f"{exe} does not exist: build it first")

@@ -5,8 +5,11 @@
 // every element is one dot product in a fixed order — the thread count cannot
 // change a bit of the result. Within a task the loop is tiled: a tile of kTileW
 // weight rows is swept over tiles of kTileX activation rows, so a weight row is
-// fetched from memory once and then reused from L1/L2 for the whole tile of x.
-// For m == 1 (decode) this is the memory-bound matvec, one pass over W.
+// fetched from memory once and then reused from L1/L2 for the whole tile of x;
+// within a tile, 4 activation rows at a time share each weight load and unpack
+// (simd::Kernels::dot4_*, bit-identical to the single-row dots, so a row's result
+// does not depend on m either). For m == 1 (decode) this is the memory-bound
+// matvec, one pass over W.
 #include <algorithm>
 #include <cassert>
 #include <vector>
@@ -27,10 +30,11 @@ constexpr int64_t kTileX = 32;  // activation rows per tile
 constexpr int64_t kGrain = 16;
 
 // prep(j, scratch) returns weight row j in the form dot() takes (a pointer into W,
-// or a row dequantized into the task's scratch); dot(i, row) is y[i, j] sans bias.
-template <class Prep, class Dot>
+// or a row dequantized into the task's scratch); dot(i, row) is y[i, j] sans bias;
+// dot4(i, row, out) writes y[i + r, j] sans bias to out[r] for r < 4.
+template <class Prep, class Dot, class Dot4>
 void tiled(int64_t m, int64_t n, const float* bias, float* y, ThreadPool* pool, int64_t scratch_len,
-           Prep prep, Dot dot) {
+           Prep prep, Dot dot, Dot4 dot4) {
   parallel_for(pool, n, kGrain, [&](int64_t j0, int64_t j1) {
     std::vector<float> scratch(static_cast<size_t>(scratch_len));
     for (int64_t jb = j0; jb < j1; jb += kTileW) {
@@ -40,7 +44,13 @@ void tiled(int64_t m, int64_t n, const float* bias, float* y, ThreadPool* pool, 
         for (int64_t j = jb; j < je; ++j) {
           const void* row = prep(j, scratch.data());
           const float b = bias ? bias[j] : 0.0f;
-          for (int64_t i = ib; i < ie; ++i) y[i * n + j] = dot(i, row) + b;
+          int64_t i = ib;
+          for (; i + 4 <= ie; i += 4) {
+            float out[4];
+            dot4(i, row, out);
+            for (int r = 0; r < 4; ++r) y[(i + r) * n + j] = out[r] + b;
+          }
+          for (; i < ie; ++i) y[i * n + j] = dot(i, row) + b;
         }
       }
     }
@@ -76,16 +86,22 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
     case DType::F32:
       tiled(m, n, bias, y, pool, 0, w_row, [&](int64_t i, const void* r) {
         return kr.dot_f32(x + i * k, static_cast<const float*>(r), k);
+      }, [&](int64_t i, const void* r, float* out) {
+        kr.dot4_f32(x + i * k, k, static_cast<const float*>(r), k, out);
       });
       return;
     case DType::F16:
       tiled(m, n, bias, y, pool, 0, w_row, [&](int64_t i, const void* r) {
         return kr.dot_f16(x + i * k, static_cast<const uint16_t*>(r), k);
+      }, [&](int64_t i, const void* r, float* out) {
+        kr.dot4_f16(x + i * k, k, static_cast<const uint16_t*>(r), k, out);
       });
       return;
     case DType::BF16:
       tiled(m, n, bias, y, pool, 0, w_row, [&](int64_t i, const void* r) {
         return kr.dot_bf16(x + i * k, static_cast<const uint16_t*>(r), k);
+      }, [&](int64_t i, const void* r, float* out) {
+        kr.dot4_bf16(x + i * k, k, static_cast<const uint16_t*>(r), k, out);
       });
       return;
     case DType::Q8_0:
@@ -96,10 +112,14 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
       if (wt == DType::Q8_0) {
         tiled(m, n, bias, y, pool, 0, w_row, [&](int64_t i, const void* r) {
           return kr.dot_q8_0(xqp + i * nb, static_cast<const BlockQ8_0*>(r), nb);
+        }, [&](int64_t i, const void* r, float* out) {
+          kr.dot4_q8_0(xqp + i * nb, nb, static_cast<const BlockQ8_0*>(r), nb, out);
         });
       } else {
         tiled(m, n, bias, y, pool, 0, w_row, [&](int64_t i, const void* r) {
           return kr.dot_q4_0(xqp + i * nb, static_cast<const BlockQ4_0*>(r), nb);
+        }, [&](int64_t i, const void* r, float* out) {
+          kr.dot4_q4_0(xqp + i * nb, nb, static_cast<const BlockQ4_0*>(r), nb, out);
         });
       }
       return;
@@ -110,6 +130,8 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
       const BlockQ8_K* xqp = xq.data();
       tiled(m, n, bias, y, pool, 0, w_row, [&](int64_t i, const void* r) {
         return kr.dot_q4_K(xqp + i * nb, static_cast<const BlockQ4_K*>(r), nb);
+      }, [&](int64_t i, const void* r, float* out) {
+        kr.dot4_q4_K(xqp + i * nb, nb, static_cast<const BlockQ4_K*>(r), nb, out);
       });
       return;
     }
@@ -123,6 +145,8 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
       };
       tiled(m, n, bias, y, pool, k, dequant, [&](int64_t i, const void* r) {
         return kr.dot_f32(x + i * k, static_cast<const float*>(r), k);
+      }, [&](int64_t i, const void* r, float* out) {
+        kr.dot4_f32(x + i * k, k, static_cast<const float*>(r), k, out);
       });
       return;
     }

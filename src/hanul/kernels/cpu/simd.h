@@ -22,6 +22,17 @@ struct Kernels {
   float (*dot_q8_0)(const BlockQ8_0* x, const BlockQ8_0* w, int64_t nb);
   float (*dot_q4_0)(const BlockQ8_0* x, const BlockQ4_0* w, int64_t nb);
   float (*dot_q4_K)(const BlockQ8_K* x, const BlockQ4_K* w, int64_t nb);
+  // The same dot products for 4 activation rows at once against one weight row:
+  // out[r] = dot(x + r·xs, w) for r < 4 (xs in floats or blocks). The weight is
+  // loaded and unpacked once for the 4 rows, which is what makes prompt
+  // processing (m > 1) cheaper per row than 4 matvecs. Each out[r] is
+  // bit-identical to the single-row function, so batching never changes a result.
+  void (*dot4_f32)(const float* x, int64_t xs, const float* w, int64_t n, float* out);
+  void (*dot4_f16)(const float* x, int64_t xs, const uint16_t* w, int64_t n, float* out);
+  void (*dot4_bf16)(const float* x, int64_t xs, const uint16_t* w, int64_t n, float* out);
+  void (*dot4_q8_0)(const BlockQ8_0* x, int64_t xs, const BlockQ8_0* w, int64_t nb, float* out);
+  void (*dot4_q4_0)(const BlockQ8_0* x, int64_t xs, const BlockQ4_0* w, int64_t nb, float* out);
+  void (*dot4_q4_K)(const BlockQ8_K* x, int64_t xs, const BlockQ4_K* w, int64_t nb, float* out);
 
   void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a·x
   void (*scale)(float* x, float a, int64_t n);                 // x *= a

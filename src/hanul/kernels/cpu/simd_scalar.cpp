@@ -76,6 +76,13 @@ float dot_q4_K(const BlockQ8_K* x, const BlockQ4_K* w, int64_t nb) {
   return sum;
 }
 
+// The portable multi-row dots are the single-row ones in a loop: the same result
+// by construction (the SIMD tables share the weight loads instead).
+template <auto Dot, class X, class W>
+void dot4(const X* x, int64_t xs, const W* w, int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = Dot(x + r * xs, w, n);
+}
+
 void axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -125,6 +132,8 @@ void rope_halves(float* x, const float* c, const float* s, int64_t n) {
 }  // namespace
 
 const Kernels kScalar = {dot_f32, dot_f16,     dot_bf16, dot_q8_0, dot_q4_0,   dot_q4_K,
+                         dot4<dot_f32>, dot4<dot_f16>, dot4<dot_bf16>, dot4<dot_q8_0>,
+                         dot4<dot_q4_0>, dot4<dot_q4_K>,
                          axpy,    scale,       add,      mul,      sum_sq,     max,
                          exp_sub_sum, swiglu,  rope_pairs, rope_halves};
 
