@@ -32,6 +32,13 @@ namespace {
 
 using T = Token::Type;
 
+// Counts one level of nesting while a parse function runs.
+struct Nest {
+  explicit Nest(int& d) : d_(d) { ++d_; }
+  ~Nest() { --d_; }
+  int& d_;
+};
+
 class Parser {
  public:
   explicit Parser(std::vector<Token> tokens) : toks_(std::move(tokens)) {}
@@ -112,6 +119,8 @@ class Parser {
   }
 
   Status statement(Body& body) {
+    Nest nest(depth_);
+    if (depth_ > 500) return error("the template nests deeper than 500 levels");
     const std::string kw = cur().text;
     const int line = cur().line;
     ++pos_;
@@ -234,6 +243,8 @@ class Parser {
   }
 
   Result<ExprPtr> expression(bool with_cond = true) {
+    Nest nest(depth_);
+    if (depth_ > 500) return error("the template nests deeper than 500 levels");
     HANUL_ASSIGN_OR_RETURN(ExprPtr e, parse_or());
     while (with_cond && is_name("if")) {
       const int line = cur().line;
@@ -272,6 +283,8 @@ class Parser {
   }
 
   Result<ExprPtr> parse_not() {
+    Nest nest(depth_);
+    if (depth_ > 500) return error("the template nests deeper than 500 levels");
     if (is_name("not")) {
       const int line = cur().line;
       ++pos_;
@@ -358,6 +371,8 @@ class Parser {
   }
 
   Result<ExprPtr> parse_unary(bool with_filter) {
+    Nest nest(depth_);
+    if (depth_ > 500) return error("the template nests deeper than 500 levels");
     const int line = cur().line;
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
@@ -582,7 +597,9 @@ class Parser {
 
   std::vector<Token> toks_;
   size_t pos_ = 0;
+  int depth_ = 0;  // nesting of expressions and blocks: a hostile template must not overflow the stack
 };
+
 
 }  // namespace
 

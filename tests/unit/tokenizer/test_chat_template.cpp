@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <vector>
 
 #include "hanul/formats/gguf.h"
@@ -74,6 +75,51 @@ TEST(ChatTemplateParse, DeepNestingIsFineAndNoCrash) {
   deep += "x";
   for (int k = 0; k < 50; ++k) deep += "{% endif %}";
   EXPECT_EQ(ok(deep), "x");
+  // Hostile nesting is refused with an error, not a stack overflow.
+  EXPECT_NE(parse_error("{{ " + std::string(100000, '(') + "1" + std::string(100000, ')') + " }}").find("nests deeper"),
+            std::string::npos);
+  std::string ifs;
+  for (int k = 0; k < 5000; ++k) ifs += "{% if true %}";
+  EXPECT_NE(parse_error(ifs).find("nests deeper"), std::string::npos);
+  EXPECT_NE(parse_error("{{ " + std::string(100000, '-') + "1 }}").find("nests deeper"), std::string::npos);
+}
+
+// Random edits of the real templates: each must parse and render or fail with
+// an error; never crash, hang or read out of bounds (run under ASan to see the last).
+TEST(ChatTemplateParse, MutatedTemplatesNeverCrash) {
+  std::mt19937 rng(20250220);
+  const std::string alphabet = "{}%#-+()[]'\".|:=~*/ \nabx01";
+  int parsed = 0, rendered = 0, total = 0;
+  for (const char* name : {"llama2", "llama3", "llama3.1", "mistral-v0.3", "qwen2.5", "solar", "constructs"}) {
+    const std::string base = fixture(name);
+    for (int k = 0; k < 150; ++k) {
+      std::string t = base;
+      const int edits = 1 + static_cast<int>(rng() % 4);
+      for (int e = 0; e < edits && !t.empty(); ++e) {
+        const size_t at = rng() % t.size();
+        switch (rng() % 3) {
+          case 0: t.erase(at, 1 + rng() % 3); break;
+          case 1: t.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+          default: t[at] = alphabet[rng() % alphabet.size()];
+        }
+      }
+      ++total;
+      auto parsed_t = ChatTemplate::parse(t);
+      if (!parsed_t.ok()) {
+        EXPECT_FALSE(parsed_t.message().empty());
+        continue;
+      }
+      ++parsed;
+      ChatTemplateInputs in;
+      in.bos_token = "<s>";
+      auto r = parsed_t->render(kMulti, in);
+      if (r.ok()) ++rendered;
+      else EXPECT_FALSE(r.message().empty());
+    }
+  }
+  EXPECT_EQ(total, 7 * 150);
+  EXPECT_GT(parsed, 0);    // the edits are not all fatal, so rendering was exercised too
+  EXPECT_GT(rendered, 0);
 }
 
 TEST(ChatTemplateRender, TextAndWhitespaceControl) {
