@@ -8,6 +8,7 @@
 
 #include "hanul/base/utf8.h"
 #include "hanul/tokenizer/spm_bpe.h"
+#include "hanul/tokenizer/unicode_nfc.h"
 #include "hanul/tokenizer/tokenizer_model.h"
 
 namespace hanul {
@@ -157,7 +158,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special,
       prev_special = true;
       continue;
     }
-    const std::string_view raw = text.substr(f.offset, f.length);
+    std::string_view raw = text.substr(f.offset, f.length);
+    // HF tokenizers normalizes each piece between added tokens (NFC first).
+    std::string normalized;
+    if (m.nfc && !nfc_trivially_normalized(raw)) {
+      normalized = nfc_normalize(raw);
+      raw = normalized;
+    }
     if (m.kind == TokenizerKind::kSpm || !m.byte_level) {
       // SentencePiece text handling: dummy prefix, then ' ' -> '▁'.
       const bool prepend = m.prepend == PrependScheme::kAlways ? prev_special

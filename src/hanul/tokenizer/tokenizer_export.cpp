@@ -386,7 +386,7 @@ Status write_hf_tokenizer(const TokenizerExport& t, const std::string& dir) {
     }
     pre.push_back({{"type", "ByteLevel"}, {"add_prefix_space", m.add_prefix_space}, {"trim_offsets", true},
                    {"use_regex", false}});
-    root["normalizer"] = nullptr;
+    root["normalizer"] = m.nfc ? json{{"type", "NFC"}} : json();
     root["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", pre}};
     root["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
   }

@@ -4,7 +4,7 @@
 // the BOS/EOS tokens and add_bos/add_eos. Read: model.type BPE (byte-level
 // as GPT-2, Llama 3, Qwen2 use it, or over characters with byte_fallback as
 // Llama 2 and Mistral use it), added_tokens, the normalizers Prepend,
-// Replace(' ', '▁') and NFC on ASCII-safe input, the pre-tokenizers
+// Replace(' ', '▁') and NFC, the pre-tokenizers
 // ByteLevel, Split(Regex|String, Isolated), Digits, Metaspace, Sequence, and
 // the TemplateProcessing post-processor. Anything else is refused by name.
 #include <filesystem>
@@ -68,8 +68,7 @@ Status read_normalizer(Ctx& c, const json& n) {
                              c.path, n.dump())};
   }
   if (t == "NFC") {
-    // TODO(tokenizer): real NFC. Text that is already NFC (nearly all text)
-    // is unchanged by it; decomposed input (NFD Hangul) is not recomposed.
+    c.m->nfc = true;  // Tokenizer::encode runs unicode_nfc (ICU) on each text piece
     return {};
   }
   return Error{fmt::format("tokenizer: '{}': normalizer '{}' is not supported", c.path, t)};

@@ -31,6 +31,7 @@ struct TokenizerModel {
 
   bool add_bos = false;
   bool add_eos = false;
+  bool nfc = false;  // HF normalizer "NFC" (Qwen2): text is NFC-normalized before splitting
 
   // SentencePiece-style text handling (kSpm, and kBpe when !byte_level).
   bool escape_spaces = true;  // ' ' -> '▁'

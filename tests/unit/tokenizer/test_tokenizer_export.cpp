@@ -218,5 +218,22 @@ TEST(UnicodeNfc, ComposesDecomposedHangul) {
   EXPECT_EQ(nfc_normalize(std::string("\xED\x95", 2) + "\xCC\x81"), "\xEF\xBF\xBD\xCC\x81");
 }
 
+// A tokenizer.json with the "NFC" normalizer (Qwen2) encodes NFD Hangul as
+// the precomposed text, as HF tokenizers does; without it the jamo stay.
+TEST_F(ExportTest, NfcNormalizerComposesNfdHangulBeforeEncoding) {
+  TokenizerExport t = load_export(tokenizer_fixture("ggml-vocab-gpt-2.gguf"));
+  t.model.nfc = true;
+  ASSERT_TRUE(write_hf_tokenizer(t, (dir_ / "nfc").string()).ok());
+  ASSERT_TRUE(write_hf_tokenizer(load_export(tokenizer_fixture("ggml-vocab-gpt-2.gguf")),
+                                 (dir_ / "plain").string()).ok());
+  auto nfc = Tokenizer::load((dir_ / "nfc").string()), plain = Tokenizer::load((dir_ / "plain").string());
+  ASSERT_TRUE(nfc.ok() && plain.ok()) << nfc.message() << plain.message();
+  const std::string composed = "\xED\x95\x9C\xEA\xB8\x80 text";                             // 한글 text
+  const std::string decomposed = "\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB\xE1\x84\x80\xE1\x85\xB3\xE1\x86\xAF text";
+  EXPECT_EQ(nfc->encode(decomposed), plain->encode(composed));
+  EXPECT_NE(plain->encode(decomposed), plain->encode(composed));
+  EXPECT_EQ(nfc->decode(nfc->encode(decomposed)), composed);
+}
+
 }  // namespace
 }  // namespace hanul
