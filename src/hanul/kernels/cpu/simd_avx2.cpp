@@ -1,5 +1,6 @@
 // The AVX2 + FMA + F16C table (Haswell / Zen 1 and later).
 #include <cmath>  // std::fma, before the target pragma (see simd_x86.inc)
+#include <cstring>  // std::memcpy
 
 #include "hanul/kernels/cpu/simd.h"
 #include "hanul/tensor/half.h"

@@ -1,6 +1,7 @@
 // The AVX-512 table (F, BW, VL, VNNI: Ice Lake / Zen 4 and later): 512-bit float
 // dot products and vpdpbusd for the int8 ones.
 #include <cmath>  // std::fma, before the target pragma (see simd_x86.inc)
+#include <cstring>  // std::memcpy
 
 #include "hanul/kernels/cpu/simd.h"
 #include "hanul/tensor/half.h"
