@@ -106,8 +106,12 @@ TMUX = shutil.which("tmux")
 
 class Tmux:
     def __init__(self, cmd, cwd):
+        if TMUX is None:
+            pytest.fail("tmux is not installed (scripts/setup installs it)")
         self.name = f"hanul-chat-{uuid.uuid4().hex[:8]}"
-        self.sock = f"hanul-test-{os.getpid()}"
+        # A server of its own per session: a socket shared with the previous test can still be
+        # shutting down after its kill-server ("server exited unexpectedly").
+        self.sock = f"hanul-test-{os.getpid()}-{self.name}"
         subprocess.run([TMUX, "-L", self.sock, "new-session", "-d", "-s", self.name, "-x", "200", "-y", "50",
                         "-c", str(cwd), cmd], check=True, timeout=10)
 
@@ -136,7 +140,6 @@ class Tmux:
         subprocess.run([TMUX, "-L", self.sock, "kill-server"], capture_output=True, timeout=10)
 
 
-@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (scripts/setup installs it)")
 def test_chat_in_a_terminal(tmp_path):
     done = tmp_path / "exit_code"
     # A context and answer limit large enough that the answer runs for seconds: Ctrl-C must
@@ -176,7 +179,6 @@ def test_chat_in_a_terminal(tmp_path):
         t.kill()
 
 
-@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (scripts/setup installs it)")
 def test_chat_second_ctrl_c_at_the_prompt_quits(tmp_path):
     done = tmp_path / "exit_code"
     t = Tmux(f"'{hanul_bin()}' chat -m '{STORIES}'; echo $? > '{done}'; sleep 30", tmp_path)
