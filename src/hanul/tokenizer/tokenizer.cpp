@@ -58,6 +58,7 @@ std::string piece_of(const TokenizerModel& m, int32_t id) {
     default:
       break;
   }
+  if (m.kind == TokenizerKind::kWordPiece) return m.wordpiece->piece(m.vocab, id);
   if (m.byte_level) {
     std::string bytes;
     byte_level_decode(t.text, &bytes);
@@ -87,6 +88,7 @@ Result<Tokenizer> Tokenizer::from_model(TokenizerModel model) {
       }
     }
   }
+  if (m->kind == TokenizerKind::kWordPiece) m->wordpiece = WordPiece::build(m->vocab, m->wordpiece_opts);
   m->pieces.resize(m->vocab.tokens.size());
   for (int32_t id = 0; id < m->vocab.n_tokens(); ++id) m->pieces[static_cast<size_t>(id)] = piece_of(*m, id);
   Tokenizer t;
@@ -165,7 +167,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special,
       normalized = nfc_normalize(raw);
       raw = normalized;
     }
-    if (m.kind == TokenizerKind::kSpm || !m.byte_level) {
+    if (m.kind == TokenizerKind::kWordPiece) {
+      m.wordpiece->encode(v, raw, out);
+    } else if (m.kind == TokenizerKind::kSpm || !m.byte_level) {
       // SentencePiece text handling: dummy prefix, then ' ' -> '▁'.
       const bool prepend = m.prepend == PrependScheme::kAlways ? prev_special
                            : m.prepend == PrependScheme::kFirst ? first_text
@@ -291,7 +295,9 @@ std::string Tokenizer::token_to_piece(int32_t id, bool special) const {
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool special) const {
   std::string out;
   bool first = true;
-  const bool strip = m_->kind == TokenizerKind::kSpm || (!m_->byte_level && m_->prepend != PrependScheme::kNever);
+  // WordPiece word starts carry a space too (" hello").
+  const bool strip = m_->kind == TokenizerKind::kSpm || m_->kind == TokenizerKind::kWordPiece ||
+                     (!m_->byte_level && m_->prepend != PrependScheme::kNever);
   for (int32_t id : ids) {
     std::string p = token_to_piece(id, special);
     if (p.empty()) continue;
@@ -327,7 +333,8 @@ std::string TokenStreamDecoder::push(int32_t id) {
   std::string p = tok_.token_to_piece(id, special_);
   if (p.empty()) return {};
   const TokenizerModel& m = *tok_.m_;
-  const bool strip = m.kind == TokenizerKind::kSpm || (!m.byte_level && m.prepend != PrependScheme::kNever);
+  const bool strip = m.kind == TokenizerKind::kSpm || m.kind == TokenizerKind::kWordPiece ||
+                     (!m.byte_level && m.prepend != PrependScheme::kNever);
   if (first_ && strip && p[0] == ' ' && m.vocab.at(id).type != TokenType::kControl) p.erase(0, 1);
   first_ = false;
   pending_ += p;

@@ -82,10 +82,26 @@ Result<TokenizerModel> load_gguf_tokenizer(const std::string& path) {
       }
       m.merge_list.emplace_back(s.substr(0, sp), s.substr(sp + 1));
     }
+  } else if (model == "bert") {
+    // WordPiece. llama.cpp's converter spells word starts "▁the" and drops
+    // the "##" of continuation pieces; BERT adds [CLS] ... [SEP].
+    m.kind = TokenizerKind::kWordPiece;
+    m.name = "bert";
+    m.wordpiece_opts.word_prefix = "\xE2\x96\x81";
+    m.wordpiece_opts.continuation.clear();
+    m.wordpiece_opts.lowercase = true;  // llama.cpp's WPM always lowercases and strips accents
+    m.escape_spaces = false;
+    m.prepend = PrependScheme::kNever;
+    m.byte_fallback = false;
+    m.add_bos = true;
+    m.add_eos = true;
+    // [CLS] and [SEP] play BOS and EOS (llama.cpp reads them the same way).
+    if (const int32_t cls = id_key("tokenizer.ggml.cls_token_id"); cls >= 0) m.vocab.bos = cls;
+    if (const int32_t sep = id_key("tokenizer.ggml.seperator_token_id"); sep >= 0) m.vocab.eos = sep;
   } else {
     return Error{fmt::format(
-        "tokenizer: '{}' has tokenizer.ggml.model '{}'; hanul reads 'llama' (SentencePiece BPE) and "
-        "'gpt2' (byte-level BPE) only (WordPiece 'bert', Unigram 't5' and 'rwkv' are not supported)",
+        "tokenizer: '{}' has tokenizer.ggml.model '{}'; hanul reads 'llama' (SentencePiece BPE), "
+        "'gpt2' (byte-level BPE) and 'bert' (WordPiece) only (Unigram 't5' and 'rwkv' are not supported)",
         path, model)};
   }
   if (auto v = f.get_bool("tokenizer.ggml.add_bos_token")) m.add_bos = *v;

@@ -12,12 +12,14 @@
 #include "hanul/tokenizer/byte_bpe.h"
 #include "hanul/tokenizer/pretokenizer.h"
 #include "hanul/tokenizer/vocab.h"
+#include "hanul/tokenizer/wordpiece.h"
 
 namespace hanul {
 
 enum class TokenizerKind {
   kSpm,      // SentencePiece BPE by piece score (llama.cpp "llama")
   kBpe,      // BPE by merge rank (llama.cpp "gpt2", HF BPE, tiktoken)
+  kWordPiece,  // BERT WordPiece, longest piece first (llama.cpp "bert")
 };
 
 // Where the ▁ dummy prefix goes (HF Metaspace prepend_scheme).
@@ -27,7 +29,7 @@ struct TokenizerModel {
   TokenizerKind kind = TokenizerKind::kSpm;
   Vocab vocab;
   std::string source;  // the file it came from, for messages
-  std::string name;    // "llama", "gpt2", "hf-bpe", "tiktoken"
+  std::string name;    // "llama", "gpt2", "hf-bpe", "tiktoken", "bert"
 
   bool add_bos = false;
   bool add_eos = false;
@@ -47,7 +49,11 @@ struct TokenizerModel {
   std::vector<std::string> pre_regexes;
   std::vector<std::pair<std::string, std::string>> merge_list;
 
+  // WordPiece (kWordPiece): how the vocab spells word starts and continuations.
+  WordPieceOptions wordpiece_opts;
+
   // Built by Tokenizer from the above.
+  std::optional<WordPiece> wordpiece;
   PreTokenizer pre;
   std::optional<BpeMerges> merges;
   std::vector<int32_t> byte_symbol;  // byte-level: symbol id of each byte's char

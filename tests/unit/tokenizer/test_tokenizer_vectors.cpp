@@ -59,6 +59,8 @@ INSTANTIATE_TEST_SUITE_P(
                       VocabParam{"ggml-vocab-refact.gguf", "ggml-vocab-refact.gguf", true},
                       VocabParam{"ggml-vocab-deepseek-coder.gguf", "ggml-vocab-deepseek-coder.gguf", true},
                       VocabParam{"llama3-tokenizer.model", "ggml-vocab-llama-bpe.gguf", true},
+                      // WordPiece lowercases and strips accents: not lossless.
+                      VocabParam{"ggml-vocab-bert-bge.gguf", "ggml-vocab-bert-bge.gguf", false},
                       // Llama 2's own SentencePiece model must agree with its GGUF.
                       VocabParam{"llama2-tokenizer.model", "ggml-vocab-llama-spm.gguf", true}),
     [](const ::testing::TestParamInfo<VocabParam>& info) {
