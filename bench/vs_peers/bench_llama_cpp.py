@@ -242,11 +242,14 @@ def interop(args, models, hanul: Path, llama_simple: Path):
             text = out.decode(errors="replace").rstrip("\n")
             pos = text.find(prompt)
             return text[pos + len(prompt):] if pos >= 0 else text
-        lt, ht = after_prompt(ls.stdout), after_prompt(hn.stdout)
+        # hanul's streamed text drops the SentencePiece space of the first generated piece
+        # ("timeships"), llama-simple keeps it ("time ships"): compare without it.
+        lt, ht = after_prompt(ls.stdout).removeprefix(" "), after_prompt(hn.stdout).removeprefix(" ")
         same = lt == ht
         n_common = next((i for i, (a, b) in enumerate(zip(lt, ht)) if a != b), min(len(lt), len(ht)))
+        words = len(lt[:n_common].split(" ")) - 1
         print(f"{t:6s} {'same' if same else 'DIFFERENT'}: {len(ht)} chars"
-              + ("" if same else f", first difference at char {n_common}"))
+              + ("" if same else f", first difference at char {n_common} (after {words} words)"))
         if not same or args.verbose:
             print(f"   llama.cpp: {lt!r}\n   hanul:     {ht!r}")
         ok &= same
