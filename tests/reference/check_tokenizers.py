@@ -10,6 +10,9 @@ surrogates, long runs of spaces and digits, special-token text) is encoded by
   * HF tokenizers with a tokenizer.json built here from the fixtures: Llama 2
     (transformers' slow->fast converter), GPT-2 (vocab and merges read from
     ggml-vocab-gpt-2.gguf), and the output of `hanul tokenizer train`,
+  * tiktoken with the Llama 3 tokenizer.model, set up as Meta's llama3
+    tokenizer.py does (its split regex, the 256 special tokens from 128000),
+    once with special-token text as plain text and once matched as specials,
 
 and by hanul on the same file (`hanul tokenizer encode`, one process for all
 lines; and `hanul tokenize --ids -m ...` per text for the hand-made lines).
@@ -79,6 +82,7 @@ def hand_made_lines():
         # other scripts, special-token look-alikes, apostrophes
         "مرحبا بالعالم 漢字かなカナ Ελληνικά русский",
         "<|endoftext|> is special <s> </s> <unk>",
+        "<|begin_of_text|>Hi<|eot_id|><|reserved_special_token_250|> <|start_header_id|>",
         "It's they're we've I'm you'll he'd 'S 'T",
         "Hello 세계! It's 2024.",
         "",
@@ -221,7 +225,40 @@ def build_references(hanul, work):
     refs.append(Reference("hanul-trained BPE (3000) HF tokenizers", trained_json,
                           lambda t: trained.encode(t, add_special_tokens=False).ids,
                           lambda ids: trained.decode(ids, skip_special_tokens=False), True, True))
+    refs += llama3_references()
     return refs
+
+
+# Meta's Llama 3 tokenizer (meta-llama/llama3 llama/tokenizer.py): the split
+# regex and the special tokens it appends after the 128000 ranks.
+LLAMA3_PAT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+              r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def llama3_references():
+    import tiktoken
+    import tiktoken.load
+
+    path = FIX / "tokenizer" / "llama3-tokenizer.model"
+    ranks = tiktoken.load.load_tiktoken_bpe(str(path))  # a local file: no download
+    n_reserved = 256
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+                "<|reserved_special_token_1|>", "<|reserved_special_token_2|>",
+                "<|reserved_special_token_3|>", "<|start_header_id|>", "<|end_header_id|>",
+                "<|reserved_special_token_4|>", "<|eot_id|>"]
+    specials += [f"<|reserved_special_token_{i}|>" for i in range(5, n_reserved - 5)]
+    enc = tiktoken.Encoding(name="llama3", pat_str=LLAMA3_PAT, mergeable_ranks=ranks,
+                            special_tokens={t: len(ranks) + i for i, t in enumerate(specials)})
+    assert enc.n_vocab == 128256, enc.n_vocab
+    return [
+        # Special-token text is ordinary text: hanul without --parse-special.
+        Reference("llama3 tiktoken (tokenizer.model), specials as text", path,
+                  lambda t: enc.encode(t, allowed_special=set(), disallowed_special=()),
+                  lambda ids: enc.decode(ids), False, True),
+        Reference("llama3 tiktoken (tokenizer.model), specials matched", path,
+                  lambda t: enc.encode(t, allowed_special="all"),
+                  lambda ids: enc.decode(ids), True, True),
+    ]
 
 
 def main():
