@@ -127,6 +127,7 @@ class SchemaGen:
             }
             return {"$ref": "#/$defs/node"}
         name = f"d{len(self.defs)}"
+        self.defs[name] = True  # reserve the name before a nested $ref picks one
         self.defs[name] = self.any(min(depth - 1, 1))
         return {"$ref": f"#/$defs/{name}"}
 

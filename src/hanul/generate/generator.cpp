@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include <fmt/core.h>
 
@@ -103,7 +104,7 @@ Result<GenerateResult> Generator::run(Sampler& sampler, const GenerateOptions& o
   }
   const std::span<const int32_t> eog_allowed =
       opt.ignore_eos ? std::span<const int32_t>() : std::span<const int32_t>(eog_);
-  std::vector<float> masked;
+  std::vector<float> masked, tight;
   const auto t0 = std::chrono::steady_clock::now();
   auto limit_reached = [&] { return opt.n_predict >= 0 && static_cast<int64_t>(r.tokens.size()) >= opt.n_predict; };
   auto cancelled = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };
@@ -123,7 +124,37 @@ Result<GenerateResult> Generator::run(Sampler& sampler, const GenerateOptions& o
       grammar->mask_logits(masked, pieces_, eog_allowed);
       logits = masked;
     }
-    const int32_t id = sampler.sample(logits, cached_);
+    int32_t id = sampler.sample(logits, cached_);
+    if (grammar && id >= 0) {
+      // Keep a complete sentence within reach: the tokens left after this one (by n_predict
+      // and by the context) must cover the fewest bytes that finish the grammar, one byte per
+      // token at worst. Otherwise an unbounded string or array runs into the limit and the
+      // output is cut mid-value (a JSON schema's output would not parse). When the draw breaks
+      // that, draw again among the tokens that keep it; if none does (a vocabulary without
+      // single-byte tokens, or a budget too small from the start), keep the draw.
+      int64_t left = cache_.n_ctx() - cache_.seq_len(seq_);
+      if (opt.n_predict >= 0)
+        left = std::min<int64_t>(left, opt.n_predict - static_cast<int64_t>(r.tokens.size()) - 1);
+      auto fits = [&](int32_t t) {
+        const size_t i = static_cast<size_t>(t);
+        const std::string_view piece = i < pieces_.size() ? std::string_view(pieces_[i]) : std::string_view();
+        const size_t need = grammar->min_bytes_to_complete_after(piece);
+        return need != GrammarMatcher::kNever && static_cast<int64_t>(need) <= std::max<int64_t>(left, 0);
+      };
+      if (!fits(id)) {
+        tight.assign(logits.begin(), logits.end());
+        bool any = false;
+        for (size_t t = 0; t < tight.size(); ++t) {
+          if (tight[t] == -INFINITY) continue;
+          if (fits(static_cast<int32_t>(t))) {
+            any = true;
+          } else {
+            tight[t] = -INFINITY;
+          }
+        }
+        if (any) id = sampler.sample(tight, cached_);
+      }
+    }
     if (id < 0) {  // the grammar allows nothing more
       r.reason = StopReason::kGrammar;
       break;

@@ -463,7 +463,72 @@ Result<Grammar> Grammar::parse(std::string_view text, std::string_view root) {
 // ---------------------------------------------------------------------------------------------
 // Recognition.
 
+namespace {
+
+constexpr size_t kFar = size_t{1} << 40;  // "cannot complete"; sums of a few stay far from overflow
+
+size_t utf8_length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
+
+// The UTF-8 length of the smallest scalar value a character class matches (kFar if none).
+size_t min_char_bytes(const GrammarSymbol& s) {
+  if (!s.negated) {
+    size_t best = kFar;
+    for (const auto& [a, b] : s.ranges) {
+      uint32_t cp = a;
+      if (cp >= 0xD800 && cp <= 0xDFFF) {
+        if (b < 0xE000) continue;  // only surrogates, which are not characters
+        cp = 0xE000;
+      }
+      if (cp <= 0x10FFFF) best = std::min(best, utf8_length(cp));
+    }
+    return best;
+  }
+  // Negated: walk up from U+0000 past the ranges that cover it.
+  uint32_t cp = 0;
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (const auto& [a, b] : s.ranges) {
+      if (a <= cp && cp <= b) {
+        if (b >= 0x10FFFF) return kFar;
+        cp = b + 1;
+        moved = true;
+      }
+    }
+  }
+  return utf8_length(cp);
+}
+
+}  // namespace
+
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const Grammar> grammar) : g_(std::move(grammar)) {
+  // Fewest bytes from each position to the end of its alternative. Rule minima depend on each
+  // other (recursion), so iterate from "unreachable" down to the fixed point; each round
+  // settles at least one more rule, so it ends within n_rules + 1 rounds.
+  const auto& syms = g_->symbols_;
+  std::vector<size_t> char_bytes(syms.size(), 0);
+  for (size_t p = 0; p < syms.size(); ++p) {
+    if (syms[p].kind == GrammarSymbol::kChars) char_bytes[p] = min_char_bytes(syms[p]);
+  }
+  std::vector<size_t> rest(syms.size() + 1, 0), rule_min(g_->rule_alts_.size(), kFar);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t p = syms.size(); p-- > 0;) {
+      const GrammarSymbol& s = syms[p];
+      size_t here = s.kind == GrammarSymbol::kEnd   ? 0
+                    : s.kind == GrammarSymbol::kChars ? char_bytes[p]
+                                                      : rule_min[s.rule];
+      rest[p] = s.kind == GrammarSymbol::kEnd ? 0 : std::min(kFar, here + rest[p + 1]);
+    }
+    for (size_t r = 0; r < rule_min.size(); ++r) {
+      size_t m = kFar;
+      for (uint32_t at : g_->rule_alts_[r]) m = std::min(m, rest[at]);
+      if (m < rule_min[r]) {
+        rule_min[r] = m;
+        changed = true;
+      }
+    }
+  }
+  min_rest_ = std::make_shared<const std::vector<size_t>>(std::move(rest));
   reset();
 }
 
@@ -604,6 +669,52 @@ bool GrammarMatcher::is_finished() const {
     if (!st.empty()) return false;
   }
   return true;
+}
+
+// Each stack completes with the rest of its top alternative and of every frame below it (they
+// point where to go on after the rule above returns); the state with its cheapest stack.
+size_t GrammarMatcher::min_bytes(const State& s) const {
+  const std::vector<size_t>& rest = *min_rest_;
+  size_t best = kFar;
+  size_t partial_left = 0;
+  uint32_t lo = 0, hi = 0;
+  if (!s.partial.empty()) {
+    // The code points the unfinished character can still become (as in step_byte).
+    const uint8_t lead = uint8_t(s.partial[0]);
+    const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    partial_left = need - s.partial.size();
+    lo = need == 2 ? lead & 0x1F : need == 3 ? lead & 0x0F : lead & 0x07;
+    hi = lo;
+    for (size_t i = 1; i < need; ++i) {
+      const uint32_t bits = i < s.partial.size() ? (uint8_t(s.partial[i]) & 0x3F) : 0;
+      lo = (lo << 6) | bits;
+      hi = (hi << 6) | (i < s.partial.size() ? bits : 0x3F);
+    }
+  }
+  for (const auto& st : s.stacks) {
+    size_t total = 0;
+    if (st.empty()) {
+      if (!s.partial.empty()) continue;  // a finished parse takes no more bytes
+      return 0;
+    }
+    if (!s.partial.empty()) {
+      if (!g_->symbols_[st.back()].intersects(lo, hi)) continue;
+      total = partial_left + rest[st.back() + 1];
+    } else {
+      total = rest[st.back()];
+    }
+    for (size_t i = 0; i + 1 < st.size(); ++i) total += rest[st[i]];
+    best = std::min(best, total);
+  }
+  return best >= kFar ? kNever : best;
+}
+
+size_t GrammarMatcher::min_bytes_to_complete_after(std::string_view bytes) const {
+  State s = state_;
+  for (char c : bytes) {
+    if (!step_byte(s, uint8_t(c))) return kNever;
+  }
+  return min_bytes(s);
 }
 
 std::vector<bool> GrammarMatcher::allowed(std::span<const std::string> pieces,

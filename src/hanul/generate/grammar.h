@@ -15,6 +15,7 @@
 //   if (m.is_complete()) ...
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -77,6 +78,15 @@ class GrammarMatcher {
   bool is_finished() const;
   void reset();
 
+  // The fewest bytes that make the text so far a complete sentence (0 when it is one already;
+  // kNever when nothing can). With a vocabulary that holds every byte as a token (SentencePiece
+  // byte fallback, byte-level BPE) that many tokens always suffice, so a generator with a token
+  // budget can keep this within what it has left and end with a finished sentence.
+  static constexpr size_t kNever = SIZE_MAX;
+  size_t min_bytes_to_complete() const { return min_bytes(state_); }
+  // The same after `bytes` (kNever if they are refused); the state does not change.
+  size_t min_bytes_to_complete_after(std::string_view bytes) const;
+
   // Per-token decision: pieces[id] is the bytes token id stands for (Tokenizer::token_to_piece
   // with special=false, so control tokens are empty). An empty piece is allowed only for ids
   // in eog, and only when the text is complete.
@@ -98,8 +108,11 @@ class GrammarMatcher {
   bool step_byte(State& s, uint8_t byte) const;
   void advance(const std::vector<Stack>& in, uint32_t cp, std::vector<Stack>& out) const;
   void expand(Stack stack, std::vector<Stack>& out) const;
+  size_t min_bytes(const State& s) const;
 
   std::shared_ptr<const Grammar> g_;
+  // Per position in Grammar::symbols_: the fewest bytes from there to the end of its alternative.
+  std::shared_ptr<const std::vector<size_t>> min_rest_;
   State state_;
 };
 

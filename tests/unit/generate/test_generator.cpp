@@ -245,3 +245,38 @@ TEST(Generator, EndOfGenerationIdsComeFromTokenizerAndConfig) {
 
 }  // namespace
 }  // namespace hanul
+
+namespace hanul {
+namespace {
+
+// An unbounded string in a JSON-like grammar: sampling alone writes story text until -n cuts
+// it; the generator keeps the closing bytes within the budget, so the output always finishes.
+TEST(Generator, GrammarFinishesWithinTheTokenBudget) {
+  auto& f = fx();
+  auto g = Grammar::parse(R"(root ::= "{\"a\": [" str ("," str)* "]}"
+str ::= "\"" [^"\\]* "\"")");
+  ASSERT_TRUE(g.ok()) << g.message();
+  auto grammar = std::make_shared<const Grammar>(std::move(g).value());
+  for (int n : {12, 16, 30, 60}) {
+    for (uint32_t seed = 0; seed < 3; ++seed) {
+      KvCache cache(f.model->config, 1, 128);
+      Generator gen(*f.llama, cache, &f.tok);
+      SamplerParams p;
+      p.temperature = seed == 0 ? 0.0f : 1.0f;
+      p.seed = seed;
+      Sampler sampler(p);
+      GenerateOptions opt;
+      opt.n_predict = n;
+      opt.grammar = grammar;
+      std::string text;
+      auto r = gen.generate(std::vector<int32_t>{1}, sampler, opt, collect(&text));
+      ASSERT_TRUE(r.ok()) << r.message();
+      EXPECT_LE(static_cast<int>(r->tokens.size()), n);
+      GrammarMatcher m(*grammar);
+      EXPECT_TRUE(m.accept_bytes(r->text) && m.is_complete()) << "n " << n << " seed " << seed << ": " << r->text;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hanul

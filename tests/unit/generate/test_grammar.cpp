@@ -169,3 +169,30 @@ TEST(Grammar, SurrogatesRefusedAtTheSecondByte) {
 
 }  // namespace
 }  // namespace hanul
+
+namespace hanul {
+namespace {
+
+TEST(Grammar, MinBytesToComplete) {
+  // A recursive rule, a repetition, a class of 3-byte characters and a negated class.
+  auto g = Grammar::parse(R"g(root ::= "[" item ("," item)* "]"
+item ::= "n" | "(" item ")" | [가-힣]{2} | "\"" [^"]* "\"")g");
+  ASSERT_TRUE(g.ok()) << g.message();
+  GrammarMatcher m(*g);
+  EXPECT_EQ(m.min_bytes_to_complete(), 3u);  // [n]
+  EXPECT_EQ(m.min_bytes_to_complete_after("[(("), 4u);  // n))]
+  EXPECT_EQ(m.min_bytes_to_complete_after("[가"), 4u);  // one more syllable and ]
+  EXPECT_EQ(m.min_bytes_to_complete_after("[\xEA"), 6u);  // two continuation bytes, 3, ]
+  EXPECT_EQ(m.min_bytes_to_complete_after("[\"abc"), 2u);
+  EXPECT_EQ(m.min_bytes_to_complete_after("[x"), GrammarMatcher::kNever);
+  ASSERT_TRUE(m.accept_bytes("[n,n]"));
+  EXPECT_EQ(m.min_bytes_to_complete(), 0u);
+  EXPECT_EQ(m.min_bytes_to_complete_after("x"), GrammarMatcher::kNever);
+  // A rule that can never finish.
+  auto loop = Grammar::parse("root ::= \"a\" root");
+  ASSERT_TRUE(loop.ok()) << loop.message();
+  EXPECT_EQ(GrammarMatcher(*loop).min_bytes_to_complete(), GrammarMatcher::kNever);
+}
+
+}  // namespace
+}  // namespace hanul
