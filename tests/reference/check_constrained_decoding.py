@@ -12,7 +12,9 @@ oneOf over disjoint branches -- and for each runs
 (greedy, --temp 0, on the first --greedy of them too). Every output must parse (Python's json
 module) and validate (the `jsonschema` package, Draft 2020-12). An output that does not parse
 is re-run with --ids to count its tokens: if it used all N it was cut by -n, which is reported
-as such -- and still fails: the grammar is meant to steer the model to a finished value.
+as such -- and still fails: the generator keeps the grammar's shortest completion within the
+tokens left, so a value always finishes. Valid outputs are counted too, to report how many
+used the whole budget (closed by that rule rather than by the model's own choice).
 """
 import argparse
 import json
@@ -186,7 +188,7 @@ def run_one(args, tmp, i, schema, temp, seed, ids=False):
 
 
 def check(args, tmp, i, schema, temp, seed):
-    """Returns (ok, message, cut_by_n)."""
+    """Returns (ok, message, used all -n tokens)."""
     p = run_one(args, tmp, i, schema, temp, seed)
     if p.returncode != 0:
         return False, f"hanul exited {p.returncode}: {p.stderr.decode(errors='replace')}", False
@@ -209,7 +211,10 @@ def check(args, tmp, i, schema, temp, seed):
         jsonschema.validate(value, schema, cls=jsonschema.Draft202012Validator)
     except jsonschema.ValidationError as e:
         return False, f"invalid: {e.message}\n  output {text!r}", False
-    return True, text, False
+    # The same run again with --ids counts its tokens: one that used all N finished only
+    # because the generator kept the shortest completion within the budget.
+    q = run_one(args, tmp, i, schema, temp, seed, ids=True)
+    return True, text, len(q.stdout.split()) >= args.n
 
 
 def main():
@@ -243,11 +248,13 @@ def main():
 
     bad = {"sampled": 0, "greedy": 0}
     cut = {"sampled": 0, "greedy": 0}
+    budget = {"sampled": 0, "greedy": 0}  # valid, and used all -n tokens
     lengths = []
     for (i, schema, temp, seed), (ok, msg, was_cut) in zip(runs, results):
         kind = "greedy" if temp == 0 else "sampled"
         if ok:
             lengths.append(len(msg))
+            budget[kind] += was_cut
             if args.verbose:
                 print(f"{kind} {i % args.count}: {msg}")
             continue
@@ -258,9 +265,9 @@ def main():
     n_sampled = args.count
     n_greedy = min(args.greedy, args.count)
     print(f"sampled (--temp 0.8): {n_sampled - bad['sampled']}/{n_sampled} parse and validate, "
-          f"{cut['sampled']} cut by -n {args.n}")
+          f"{cut['sampled']} cut by -n {args.n}, {budget['sampled']} closed at the -n budget")
     print(f"greedy (--temp 0): {n_greedy - bad['greedy']}/{n_greedy} parse and validate, "
-          f"{cut['greedy']} cut by -n {args.n}")
+          f"{cut['greedy']} cut by -n {args.n}, {budget['greedy']} closed at the -n budget")
     if lengths:
         print(f"output length: mean {sum(lengths) / len(lengths):.0f} bytes, max {max(lengths)}; "
               f"{len(runs)} runs in {elapsed:.1f} s ({args.jobs} at a time; "
