@@ -105,3 +105,10 @@ def test_text_prompt_streams_the_story():
     assert r.stdout.startswith(", there was a little girl named Lily.")
     r = hanul("run", "-m", STORIES, "-p", "x", "--prompt-tokens", "1")
     assert r.returncode == 2
+
+
+def test_continuation_keeps_the_space_between_prompt_and_answer():
+    # "was" + "▁a": the SentencePiece space of the first generated token separates words.
+    r = hanul("run", "-m", STORIES, "-p", "Once upon a time there was", "-n", 4)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Once upon a time there was a little gir"), r.stdout

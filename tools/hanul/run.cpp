@@ -155,6 +155,10 @@ int run_main(int argc, char** argv) {
     });
     if (!r.ok()) return fail("run", r.message());
     std::printf("\n");
+    // The grammar lets EOG through only once complete; a length or context stop cuts it.
+    if (options->grammar && (r->reason == StopReason::kLength || r->reason == StopReason::kContextFull))
+      std::fprintf(stderr, "hanul run: stopped (%s) before the grammar finished: the output is incomplete\n",
+                   stop_reason_name(r->reason));
     return kExitOk;
   }
 

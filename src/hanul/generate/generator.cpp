@@ -95,7 +95,12 @@ Result<GenerateResult> Generator::run(Sampler& sampler, const GenerateOptions& o
   r.prompt_seconds = prompt_seconds_;
 
   std::optional<TokenStreamDecoder> decoder;
-  if (tok_) decoder.emplace(*tok_);
+  if (tok_) {
+    // Text starts with the first generated token only when the prompt held
+    // nothing but control tokens (BOS); otherwise it continues the prompt.
+    const bool at_start = std::all_of(cached_.begin(), cached_.end(), [&](int32_t id) { return tok_->is_control(id); });
+    decoder.emplace(*tok_, /*special=*/false, at_start);
+  }
   StopMatcher stop(opt.stops);
   std::optional<GrammarMatcher> grammar;
   if (opt.grammar) {

@@ -69,7 +69,11 @@ class Tokenizer {
 // Bytes that can never form a character come out as U+FFFD.
 class TokenStreamDecoder {
  public:
-  explicit TokenStreamDecoder(const Tokenizer& tok, bool special = false) : tok_(tok), special_(special) {}
+  // at_start: the first id begins the text, so SentencePiece's dummy-prefix
+  // space is dropped from it (as decode() does); false when continuing a
+  // prompt, where that space separates words ("time" + " ships").
+  explicit TokenStreamDecoder(const Tokenizer& tok, bool special = false, bool at_start = true)
+      : tok_(tok), special_(special), first_(at_start) {}
   // Text that became complete with this id (possibly empty).
   std::string push(int32_t id);
   // Whatever is still held, with U+FFFD for an unfinished sequence.
@@ -78,7 +82,7 @@ class TokenStreamDecoder {
  private:
   Tokenizer tok_;
   bool special_;
-  bool first_ = true;
+  bool first_;
   std::string pending_;
 };
 
