@@ -81,6 +81,15 @@ std::string llama_cpp_spelling(std::string re) {
 
 bool is_spm_like(const TokenizerModel& m) { return m.kind == TokenizerKind::kSpm || !m.byte_level; }
 
+// WordPiece (BERT) is read but not written yet: refuse rather than write it
+// out as if it were a SentencePiece vocabulary.
+Status check_exportable(const TokenizerModel& m) {
+  if (m.kind == TokenizerKind::kWordPiece)
+    return Error{fmt::format("tokenizer export: '{}' is a WordPiece (BERT) tokenizer, which hanul cannot write yet",
+                             m.source)};
+  return Status::Ok();
+}
+
 bool is_byte_token(const std::string& s) {
   return s.size() == 6 && s.starts_with("<0x") && s[5] == '>' && std::isxdigit(static_cast<uint8_t>(s[3])) &&
          std::isxdigit(static_cast<uint8_t>(s[4]));
@@ -230,6 +239,7 @@ std::string pre_tokenizer_family(const TokenizerModel& m) {
 
 Status write_gguf_tokenizer(const TokenizerExport& t, GgufWriter& w, int64_t n_vocab) {
   const TokenizerModel& m = t.model;
+  HANUL_TRY(check_exportable(m));
   const Vocab& v = m.vocab;
   const int64_t n_tok = v.n_tokens();
   const int64_t n = std::max(n_tok, n_vocab);
@@ -308,6 +318,7 @@ Status write_gguf_tokenizer(const TokenizerExport& t, GgufWriter& w, int64_t n_v
 
 Status write_hf_tokenizer(const TokenizerExport& t, const std::string& dir) {
   const TokenizerModel& m = t.model;
+  HANUL_TRY(check_exportable(m));
   const Vocab& v = m.vocab;
   json vocab = json::object();
   json added = json::array();

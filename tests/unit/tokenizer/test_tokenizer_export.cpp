@@ -237,3 +237,21 @@ TEST_F(ExportTest, NfcNormalizerComposesNfdHangulBeforeEncoding) {
 
 }  // namespace
 }  // namespace hanul
+
+namespace hanul {
+namespace {
+
+TEST(ExportRefuses, WordPieceIsNotWrittenAsSomethingElse) {
+  auto t = load_tokenizer_for_export(testing::tokenizer_fixture("ggml-vocab-bert-bge.gguf"));
+  ASSERT_TRUE(t.ok()) << t.message();
+  ASSERT_TRUE(t->has_value());
+  const std::string dir = ::testing::TempDir() + "hanul_export_bert";
+  Status s = write_hf_tokenizer(**t, dir);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("WordPiece"), std::string::npos) << s.message();
+  GgufWriter w;
+  EXPECT_FALSE(write_gguf_tokenizer(**t, w, 30522).ok());
+}
+
+}  // namespace
+}  // namespace hanul
