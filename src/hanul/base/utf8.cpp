@@ -114,4 +114,21 @@ size_t utf8_incomplete_tail(std::string_view text) {
   return 0;
 }
 
+std::string sanitize_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    uint32_t cp;
+    size_t len;
+    if (utf8_decode(text, pos, &cp, &len)) {
+      out.append(text.substr(pos, len));
+    } else {
+      utf8_append(out, kUtf8Replacement);
+    }
+    pos += len;
+  }
+  return out;
+}
+
 }  // namespace hanul

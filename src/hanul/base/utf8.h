@@ -34,6 +34,10 @@ std::vector<uint32_t> utf8_to_codepoints(std::string_view text);
 
 bool utf8_is_valid(std::string_view text);
 
+// The text with every invalid or truncated sequence replaced by U+FFFD, as
+// llama.cpp's unicode_cpts_from_utf8 does (HF tokenizers only sees valid str).
+std::string sanitize_utf8(std::string_view text);
+
 // Number of bytes at the end of text that start a valid but unfinished
 // sequence (0 to 3). A streaming decoder holds these back until the rest
 // arrives.

@@ -37,22 +37,6 @@ uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
-std::string valid_utf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t pos = 0;
-  while (pos < text.size()) {
-    uint32_t cp;
-    size_t len;
-    if (utf8_decode(text, pos, &cp, &len)) {
-      out.append(text.substr(pos, len));
-    } else {
-      utf8_append(out, kUtf8Replacement);
-    }
-    pos += len;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -79,7 +63,7 @@ void BpeTrainer::add_text(std::string_view text) {
   bytes_seen_ += text.size();
   std::string clean;
   if (!utf8_is_valid(text)) {
-    clean = valid_utf8(text);
+    clean = sanitize_utf8(text);
     text = clean;
   }
   std::vector<std::pair<size_t, size_t>> words;

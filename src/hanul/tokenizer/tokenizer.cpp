@@ -24,24 +24,6 @@ void replace_all(std::string& s, std::string_view from, std::string_view to) {
   }
 }
 
-// Invalid UTF-8 becomes U+FFFD before the regexes see it, as llama.cpp's
-// unicode_cpts_from_utf8 does (HF tokenizers only ever sees valid str).
-std::string sanitize_utf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t pos = 0;
-  while (pos < text.size()) {
-    uint32_t cp;
-    size_t len;
-    if (utf8_decode(text, pos, &cp, &len)) {
-      out.append(text.substr(pos, len));
-    } else {
-      utf8_append(out, kUtf8Replacement);
-    }
-    pos += len;
-  }
-  return out;
-}
 
 std::string piece_of(const TokenizerModel& m, int32_t id) {
   const TokenData& t = m.vocab.at(id);
