@@ -13,6 +13,9 @@ surrogates, long runs of spaces and digits, special-token text) is encoded by
   * tiktoken with the Llama 3 tokenizer.model, set up as Meta's llama3
     tokenizer.py does (its split regex, the 256 special tokens from 128000),
     once with special-token text as plain text and once matched as specials,
+  * HF tokenizers with the tokenizer.json that `hanul tokenizer export` writes
+    from llama.cpp's vocab GGUFs (mpt, starcoder, refact, deepseek-coder),
+    against hanul on the GGUF and on the exported file,
 
 and by hanul on the same file (`hanul tokenizer encode`, one process for all
 lines; and `hanul tokenize --ids -m ...` per text for the hand-made lines).
@@ -130,9 +133,12 @@ def hanul_tokenize_one(hanul, model, text, parse_special):
 
 
 class Reference:
-    def __init__(self, name, hanul_model, encode, decode, parse_special, byte_level=False):
+    def __init__(self, name, hanul_model, encode, decode, parse_special, byte_level=False, per_text_cli=True):
         self.name, self.hanul_model, self.byte_level = name, hanul_model, byte_level
         self.encode, self.decode, self.parse_special = encode, decode, parse_special
+        # `hanul tokenize --ids` once per hand-made line: one process per text,
+        # so only where it adds something (the CLI path is the same for all).
+        self.per_text_cli = per_text_cli
 
 
 def llama_tokenizer_json(sp):
@@ -226,6 +232,45 @@ def build_references(hanul, work):
                           lambda t: trained.encode(t, add_special_tokens=False).ids,
                           lambda ids: trained.decode(ids, skip_special_tokens=False), True, True))
     refs += llama3_references()
+    refs += exported_references(hanul, work)
+    return refs
+
+
+# llama.cpp's vocab GGUFs that `hanul tokenizer export` writes as tokenizer.json:
+# HF tokenizers must then give the ids hanul gives on the GGUF (hanul passes
+# llama.cpp's own test vectors for these, so the GGUF side is the ground truth).
+# Pre-tokenizers written: mpt = gpt-2's regex; starcoder and refact = Split(\p{N})
+# then gpt-2's; deepseek-coder = its five Splits ([\r\n], \s?\p{L}+, \s?\p{P}+,
+# CJK/Hangul ranges, \p{N}), each Isolated, then ByteLevel without its regex.
+# bert-bge is WordPiece, which the exporter refuses (it checks that it does).
+EXPORTED_VOCABS = ["mpt", "starcoder", "refact", "deepseek-coder"]
+
+
+def exported_references(hanul, work):
+    from tokenizers import Tokenizer
+
+    refs = []
+    for name in EXPORTED_VOCABS:
+        src = FIX / "tokenizer" / f"ggml-vocab-{name}.gguf"
+        out = work / f"export-{name}"
+        run([hanul, "tokenizer", "export", "-m", str(src), "-o", str(out)])
+        cfg = json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8"))
+        if cfg.get("tokenizer_class") != "PreTrainedTokenizerFast":
+            sys.exit(f"export {name}: tokenizer_config.json has no tokenizer_class: {cfg}")
+        tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+        # HF matches every added token's text (CONTROL and USER_DEFINED alike):
+        # hanul with --parse-special, as llama.cpp's parse_special=true.
+        enc = (lambda t, tok=tok: tok.encode(t, add_special_tokens=False).ids)
+        dec = (lambda ids, tok=tok: tok.decode(ids, skip_special_tokens=False))
+        refs.append(Reference(f"{name} HF tokenizers (exported tokenizer.json) vs hanul on the GGUF", src,
+                              enc, dec, True, True, per_text_cli=False))
+        refs.append(Reference(f"{name} HF tokenizers vs hanul on the exported tokenizer.json",
+                              out / "tokenizer.json", enc, dec, True, True, per_text_cli=False))
+    # WordPiece cannot be written yet: export must say so, not write something wrong.
+    r = subprocess.run([hanul, "tokenizer", "export", "-m", str(FIX / "tokenizer" / "ggml-vocab-bert-bge.gguf"),
+                        "-o", str(work / "export-bert-bge")], capture_output=True)
+    if r.returncode == 0 or b"WordPiece" not in r.stderr:
+        sys.exit(f"export bert-bge: want a WordPiece refusal, got rc {r.returncode}: {r.stderr[-300:]!r}")
     return refs
 
 
@@ -300,7 +345,7 @@ def main():
                     print(f"  DECODE {ref.name} line {i}: hanul {dec[:80]!r} ref {want_dec[:80]!r}")
         # The per-text CLI (hanul tokenize --ids) on the hand-made lines.
         bad_cli = 0
-        for text in hand:
+        for text in (hand if ref.per_text_cli else []):
             if not text:
                 continue  # tokenize reads stdin when the text is empty
             ids = hanul_tokenize_one(args.hanul, ref.hanul_model, text, ref.parse_special)

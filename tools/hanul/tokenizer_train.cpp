@@ -10,6 +10,12 @@
 // use it; 'hanul tokenize' is the one-text form.
 //
 //   hanul tokenizer encode -m tokenizer.json texts.jsonl > ids.txt
+//
+// 'export' writes a model's tokenizer (a GGUF's tokenizer.ggml.*, a folder's
+// tokenizer.json / tokenizer.model) as a Hugging Face tokenizer.json +
+// tokenizer_config.json, with the HF pre-tokenizer for its family.
+//
+//   hanul tokenizer export -m ggml-vocab-mpt.gguf -o mpt-hf/
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -19,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hanul/tokenizer/bpe_trainer.h"
+#include "hanul/tokenizer/tokenizer_export.h"
 #include "hanul/tokenizer/tokenizer.h"
 #include "tools/hanul/cli_util.h"
 
@@ -77,6 +84,17 @@ int encode_lines(const std::string& model_path, const std::string& lines_path, b
   return kExitOk;
 }
 
+int export_tokenizer(const std::string& model_path, const std::string& out_dir) {
+  auto src = load_tokenizer_for_export(model_path);
+  if (!src.ok()) return fail("tokenizer export", src.message(), kExitUsage);
+  if (!*src) return fail("tokenizer export", fmt::format("'{}' carries no tokenizer", model_path), kExitUsage);
+  const Status st = write_hf_tokenizer(**src, out_dir);
+  if (!st.ok()) return fail("tokenizer export", st.message());
+  std::fprintf(stderr, "hanul tokenizer export: %d tokens -> %s/tokenizer.json, tokenizer_config.json\n",
+               (*src)->model.vocab.n_tokens(), out_dir.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 int tokenizer_main(int argc, char** argv) {
@@ -104,7 +122,13 @@ int tokenizer_main(int argc, char** argv) {
   enc->add_flag("--parse-special", parse_special, "turn control-token text into its id");
   enc->add_flag("--add-special", add_special, "add BOS/EOS as the tokenizer's config asks");
   enc->add_flag("--decode", with_decode, "after the ids, a tab and decode(ids) as a JSON string");
+  CLI::App* exp =
+      app.add_subcommand("export", "write a model's tokenizer as HF tokenizer.json + tokenizer_config.json");
+  std::string export_model, export_dir;
+  exp->add_option("-m,--model", export_model, "GGUF, tokenizer.json, tokenizer.model or a model folder")->required();
+  exp->add_option("-o,--output", export_dir, "folder to write (created if missing)")->required();
   if (auto code = parse(app, argc, argv)) return *code;
+  if (exp->parsed()) return export_tokenizer(export_model, export_dir);
   if (enc->parsed()) return encode_lines(model_path, lines_path, raw_lines, add_special, parse_special, with_decode);
 
   BpeTrainOptions options;
