@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <numbers>
 
 #include <fmt/core.h>
 
@@ -33,7 +34,7 @@ class NormalRng {
       return spare_;
     }
     const double u1 = 1.0 - uniform(), u2 = uniform();  // u1 in (0, 1]: log is finite
-    const double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * M_PI * u2;
+    const double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * std::numbers::pi * u2;
     spare_ = r * std::sin(a);
     has_spare_ = true;
     return r * std::cos(a);
