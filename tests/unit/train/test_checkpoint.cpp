@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
+#include "hanul/base/mapped_file.h"
 #include "hanul/base/thread_pool.h"
 #include "hanul/train/schedule.h"
 
@@ -194,6 +197,32 @@ TEST(Checkpoint, InterruptedSaveKeepsThePreviousCheckpoint) {
   auto d = load_checkpoint(dir);
   ASSERT_TRUE(d.ok()) << d.message();
   expect_same_state(m, d->model);
+}
+
+// Tensors whose checksums are right but whose shapes do not fit the config:
+// model A's tensor files under model B's config (wider feed-forward).
+TEST(Checkpoint, ShapeMismatchIsRefused) {
+  TempDir tmp;
+  ThreadPool pool(2);
+  const std::string a_dir = (tmp.path / "a").string(), b_dir = (tmp.path / "b").string();
+  TrainableModel a = trained(1, &pool);
+  ModelConfig wide = tiny();
+  wide.n_ff = 64;
+  auto b = TrainableModel::init_random(wide, 5);
+  ASSERT_TRUE(b.ok()) << b.message();
+  ASSERT_TRUE(save_checkpoint(a_dir, a, some_state()).ok());
+  ASSERT_TRUE(save_checkpoint(b_dir, *b, some_state()).ok());
+  auto a_manifest = nlohmann::json::parse(*read_text_file(a_dir + "/manifest.json"));
+  auto b_manifest = nlohmann::json::parse(*read_text_file(b_dir + "/manifest.json"));
+  for (const char* f : {"model.safetensors", "optimizer.safetensors"}) {
+    fs::copy_file(a_dir + "/" + f, b_dir + "/" + f, fs::copy_options::overwrite_existing);
+    b_manifest["files"][f] = a_manifest["files"][f];
+  }
+  { std::ofstream(b_dir + "/manifest.json") << b_manifest.dump(); }
+  auto r = load_checkpoint(b_dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("has shape [48, 32], the config implies [64, 32]"), std::string::npos)
+      << r.message();
 }
 
 TEST(Checkpoint, BadRunConfigIsRefused) {
