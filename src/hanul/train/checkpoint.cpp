@@ -1,6 +1,7 @@
 #include "hanul/train/checkpoint.h"
 
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <unistd.h>
 
 #include <array>
@@ -10,10 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <vector>
-
-#include <fmt/core.h>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "hanul/base/mapped_file.h"
 #include "hanul/formats/safetensors.h"
@@ -27,8 +26,8 @@ using json = nlohmann::json;
 
 constexpr const char* kFormat = "hanul-checkpoint";
 constexpr int kVersion = 1;
-constexpr std::array<const char*, 4> kFiles = {"model.safetensors", "config.json", "optimizer.safetensors",
-                                               "train_config.json"};
+constexpr std::array<const char*, 4> kFiles = {"model.safetensors", "config.json",
+                                               "optimizer.safetensors", "train_config.json"};
 
 // 64-bit FNV-1a (Fowler/Noll/Vo, draft-eastlake-fnv) of a whole file: catches
 // truncation and bit rot; not a defence against a deliberate forgery.
@@ -52,11 +51,13 @@ Result<uint64_t> fnv1a_file(const std::string& path) {
 // fsync a file or a folder, so the rename that publishes it comes after its data on disk.
 Status fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return Error{fmt::format("checkpoint: cannot open {} to sync: {}", path, std::strerror(errno))};
+  if (fd < 0)
+    return Error{fmt::format("checkpoint: cannot open {} to sync: {}", path, std::strerror(errno))};
   const int rc = ::fsync(fd);
   const int err = errno;
   ::close(fd);
-  if (rc != 0) return Error{fmt::format("checkpoint: fsync of {} failed: {}", path, std::strerror(err))};
+  if (rc != 0)
+    return Error{fmt::format("checkpoint: fsync of {} failed: {}", path, std::strerror(err))};
   return Status::Ok();
 }
 
@@ -76,7 +77,8 @@ Status publish(const std::string& tmp, const std::string& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) {
     if (std::rename(tmp.c_str(), dir.c_str()) != 0)
-      return Error{fmt::format("checkpoint: rename {} -> {} failed: {}", tmp, dir, std::strerror(errno))};
+      return Error{
+          fmt::format("checkpoint: rename {} -> {} failed: {}", tmp, dir, std::strerror(errno))};
     return Status::Ok();
   }
 #if defined(__linux__) && defined(RENAME_EXCHANGE)
@@ -85,19 +87,23 @@ Status publish(const std::string& tmp, const std::string& dir) {
     return Status::Ok();
   }
   if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-    return Error{fmt::format("checkpoint: exchanging {} and {} failed: {}", tmp, dir, std::strerror(errno))};
+    return Error{
+        fmt::format("checkpoint: exchanging {} and {} failed: {}", tmp, dir, std::strerror(errno))};
 #endif
   const std::string old = dir + ".old";
   fs::remove_all(old, ec);
   if (std::rename(dir.c_str(), old.c_str()) != 0)
-    return Error{fmt::format("checkpoint: rename {} -> {} failed: {}", dir, old, std::strerror(errno))};
+    return Error{
+        fmt::format("checkpoint: rename {} -> {} failed: {}", dir, old, std::strerror(errno))};
   if (std::rename(tmp.c_str(), dir.c_str()) != 0)
-    return Error{fmt::format("checkpoint: rename {} -> {} failed: {}", tmp, dir, std::strerror(errno))};
+    return Error{
+        fmt::format("checkpoint: rename {} -> {} failed: {}", tmp, dir, std::strerror(errno))};
   fs::remove_all(old, ec);
   return Status::Ok();
 }
 
-Tensor f32_view(std::string name, const std::vector<int64_t>& shape, const std::vector<float>& data) {
+Tensor f32_view(std::string name, const std::vector<int64_t>& shape,
+                const std::vector<float>& data) {
   Tensor t;
   t.name = std::move(name);
   t.dtype = DType::F32;
@@ -130,9 +136,11 @@ void restore_step(TrainableModel& model, int64_t step) {
 
 // Copies tensor `name` of `file` into dst after checking its dtype and shape.
 Status copy_tensor(const std::map<std::string, const Tensor*>& by_name, const std::string& file,
-                   const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& dst) {
+                   const std::string& name, const std::vector<int64_t>& shape,
+                   std::vector<float>& dst) {
   auto it = by_name.find(name);
-  if (it == by_name.end()) return Error{fmt::format("checkpoint: {} has no tensor '{}'", file, name)};
+  if (it == by_name.end())
+    return Error{fmt::format("checkpoint: {} has no tensor '{}'", file, name)};
   const Tensor& t = *it->second;
   if (t.dtype != DType::F32)
     return Error{fmt::format("checkpoint: {}: tensor '{}' is dtype {}, expected F32", file, name,
@@ -140,8 +148,8 @@ Status copy_tensor(const std::map<std::string, const Tensor*>& by_name, const st
   if (t.shape != shape) {
     Tensor want;
     want.shape = shape;
-    return Error{fmt::format("checkpoint: {}: tensor '{}' has shape {}, the config implies {}", file, name,
-                             t.shape_str(), want.shape_str())};
+    return Error{fmt::format("checkpoint: {}: tensor '{}' has shape {}, the config implies {}",
+                             file, name, t.shape_str(), want.shape_str())};
   }
   if (dst.size() != static_cast<size_t>(t.numel()))
     return Error{fmt::format("checkpoint: {}: tensor '{}' size mismatch", file, name)};
@@ -151,7 +159,8 @@ Status copy_tensor(const std::map<std::string, const Tensor*>& by_name, const st
 
 }  // namespace
 
-Status save_checkpoint(const std::string& dir_in, const TrainableModel& model, const TrainState& state) {
+Status save_checkpoint(const std::string& dir_in, const TrainableModel& model,
+                       const TrainState& state) {
   const std::string dir = clean_dir(dir_in);
   if (!json::accept(state.config_json))
     return Error{fmt::format("checkpoint: the run config for {} is not valid JSON", dir)};
@@ -199,18 +208,20 @@ Result<Checkpoint> load_checkpoint(const std::string& dir_in) {
   std::error_code ec;
   if (!fs::exists(dir + "/manifest.json", ec)) {
     std::string hint;
-    if (fs::exists(dir + ".old", ec)) hint = fmt::format(" ({}.old holds the previous checkpoint)", dir);
-    return Error{fmt::format("checkpoint: {} has no manifest.json: not a checkpoint, or its save did not "
-                             "finish{}",
-                             dir, hint)};
+    if (fs::exists(dir + ".old", ec))
+      hint = fmt::format(" ({}.old holds the previous checkpoint)", dir);
+    return Error{
+        fmt::format("checkpoint: {} has no manifest.json: not a checkpoint, or its save did not "
+                    "finish{}",
+                    dir, hint)};
   }
   HANUL_ASSIGN_OR_RETURN(std::string manifest_text, read_text_file(dir + "/manifest.json"));
   json m = json::parse(manifest_text, nullptr, false);
   if (m.is_discarded() || !m.is_object())
     return Error{fmt::format("checkpoint: {}/manifest.json is not valid JSON", dir)};
   if (m.value("format", "") != kFormat || m.value("version", 0) != kVersion)
-    return Error{fmt::format("checkpoint: {}/manifest.json is not a {} version {} manifest", dir, kFormat,
-                             kVersion)};
+    return Error{fmt::format("checkpoint: {}/manifest.json is not a {} version {} manifest", dir,
+                             kFormat, kVersion)};
   int64_t step = 0;
   TrainState state;
   try {
@@ -221,41 +232,47 @@ Result<Checkpoint> load_checkpoint(const std::string& dir_in) {
     const json& files = m.at("files");
     for (const char* f : kFiles) {
       const std::string path = dir + "/" + f;
-      if (!files.contains(f)) return Error{fmt::format("checkpoint: {}/manifest.json does not list {}", dir, f)};
+      if (!files.contains(f))
+        return Error{fmt::format("checkpoint: {}/manifest.json does not list {}", dir, f)};
       const int64_t want = files.at(f).at("bytes").get<int64_t>();
       const std::string want_hash = files.at(f).at("fnv1a64").get<std::string>();
       if (!fs::exists(path, ec)) return Error{fmt::format("checkpoint: {} is missing", path)};
       const auto have = static_cast<int64_t>(fs::file_size(path, ec));
       if (ec) return Error{fmt::format("checkpoint: cannot stat {}: {}", path, ec.message())};
       if (have != want)
-        return Error{fmt::format("checkpoint: {} has {} bytes, the manifest says {} (truncated or replaced)", path,
-                                 have, want)};
+        return Error{
+            fmt::format("checkpoint: {} has {} bytes, the manifest says {} (truncated or replaced)",
+                        path, have, want)};
       HANUL_ASSIGN_OR_RETURN(uint64_t h, fnv1a_file(path));
       if (hex64(h) != want_hash)
-        return Error{fmt::format("checkpoint: {} has checksum {}, the manifest says {} (corrupt)", path, hex64(h),
-                                 want_hash)};
+        return Error{fmt::format("checkpoint: {} has checksum {}, the manifest says {} (corrupt)",
+                                 path, hex64(h), want_hash)};
     }
   } catch (const json::exception& e) {
     return Error{fmt::format("checkpoint: {}/manifest.json: {}", dir, e.what())};
   }
-  if (step < 0) return Error{fmt::format("checkpoint: {}/manifest.json: negative step {}", dir, step)};
+  if (step < 0)
+    return Error{fmt::format("checkpoint: {}/manifest.json: negative step {}", dir, step)};
   HANUL_ASSIGN_OR_RETURN(state.config_json, read_text_file(dir + "/train_config.json"));
   HANUL_ASSIGN_OR_RETURN(std::string config_text, read_text_file(dir + "/config.json"));
   HANUL_ASSIGN_OR_RETURN(ModelConfig cfg, config_from_hf_json(config_text, dir + "/config.json"));
   // Zero std: the values are all overwritten below, only the layout is needed.
   HANUL_ASSIGN_OR_RETURN(TrainableModel model, TrainableModel::init_random(cfg, 0, 0.0f));
 
-  HANUL_ASSIGN_OR_RETURN(SafetensorsFile weights, SafetensorsFile::open(dir + "/model.safetensors"));
-  HANUL_ASSIGN_OR_RETURN(SafetensorsFile optim, SafetensorsFile::open(dir + "/optimizer.safetensors"));
+  HANUL_ASSIGN_OR_RETURN(SafetensorsFile weights,
+                         SafetensorsFile::open(dir + "/model.safetensors"));
+  HANUL_ASSIGN_OR_RETURN(SafetensorsFile optim,
+                         SafetensorsFile::open(dir + "/optimizer.safetensors"));
   std::map<std::string, const Tensor*> w_by_name, o_by_name;
   for (const Tensor& t : weights.tensors()) w_by_name[t.name] = &t;
   for (const Tensor& t : optim.tensors()) o_by_name[t.name] = &t;
   if (w_by_name.size() != model.params().size())
-    return Error{fmt::format("checkpoint: {}/model.safetensors holds {} tensors, the config implies {}", dir,
-                             w_by_name.size(), model.params().size())};
+    return Error{
+        fmt::format("checkpoint: {}/model.safetensors holds {} tensors, the config implies {}", dir,
+                    w_by_name.size(), model.params().size())};
   if (o_by_name.size() != 2 * model.params().size())
-    return Error{fmt::format("checkpoint: {}/optimizer.safetensors holds {} tensors, expected {}", dir,
-                             o_by_name.size(), 2 * model.params().size())};
+    return Error{fmt::format("checkpoint: {}/optimizer.safetensors holds {} tensors, expected {}",
+                             dir, o_by_name.size(), 2 * model.params().size())};
   const std::string wf = dir + "/model.safetensors", of = dir + "/optimizer.safetensors";
   for (Param& p : model.params()) {
     HANUL_TRY(copy_tensor(w_by_name, wf, p.hf_name, p.shape, p.value));

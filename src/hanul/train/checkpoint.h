@@ -38,7 +38,8 @@ struct Checkpoint {
   TrainState state;
 };
 
-Status save_checkpoint(const std::string& dir, const TrainableModel& model, const TrainState& state);
+Status save_checkpoint(const std::string& dir, const TrainableModel& model,
+                       const TrainState& state);
 
 // Validates the manifest, every file's size and checksum, and every tensor's
 // name, dtype and shape against the model config before building the model;

@@ -1,19 +1,21 @@
 #include "hanul/train/schedule.h"
 
+#include <fmt/core.h>
+
 #include <cmath>
 #include <numbers>
-
-#include <fmt/core.h>
 
 namespace hanul {
 
 Status LrSchedule::validate() const {
-  if (warmup_steps < 0) return Error{fmt::format("lr schedule: warmup_steps {} is negative", warmup_steps)};
+  if (warmup_steps < 0)
+    return Error{fmt::format("lr schedule: warmup_steps {} is negative", warmup_steps)};
   if (total_steps < warmup_steps)
-    return Error{fmt::format("lr schedule: total_steps {} is below warmup_steps {}", total_steps, warmup_steps)};
+    return Error{fmt::format("lr schedule: total_steps {} is below warmup_steps {}", total_steps,
+                             warmup_steps)};
   if (!(max_lr >= 0) || !(min_lr >= 0) || min_lr > max_lr)
-    return Error{fmt::format("lr schedule: needs 0 <= min_lr <= max_lr, got min_lr {} and max_lr {}", min_lr,
-                             max_lr)};
+    return Error{fmt::format(
+        "lr schedule: needs 0 <= min_lr <= max_lr, got min_lr {} and max_lr {}", min_lr, max_lr)};
   return Status::Ok();
 }
 
@@ -24,7 +26,8 @@ double LrSchedule::lr(int64_t step) const {
   if (step > total_steps) return min_lr;
   // total_steps == warmup_steps: the decay phase is one point, r = 0, max_lr.
   const int64_t span = total_steps - warmup_steps;
-  const double r = span > 0 ? static_cast<double>(step - warmup_steps) / static_cast<double>(span) : 0.0;
+  const double r =
+      span > 0 ? static_cast<double>(step - warmup_steps) / static_cast<double>(span) : 0.0;
   const double coeff = 0.5 * (1.0 + std::cos(std::numbers::pi * r));
   return min_lr + coeff * (max_lr - min_lr);
 }

@@ -1,16 +1,14 @@
-#include "hanul/train/checkpoint.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "hanul/base/mapped_file.h"
 #include "hanul/base/thread_pool.h"
+#include "hanul/train/checkpoint.h"
 #include "hanul/train/schedule.h"
 
 namespace hanul {
@@ -54,10 +52,12 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-// One step of the run: the batch depends on the step (as a data position would), lr on the schedule.
+// One step of the run: the batch depends on the step (as a data position would), lr on the
+// schedule.
 void step(TrainableModel& m, ThreadPool* pool) {
   const int64_t B = 2, T = 8;
-  std::vector<int32_t> ids = random_ids(B * (T + 1), m.config().n_vocab, 100 + static_cast<uint32_t>(m.step()));
+  std::vector<int32_t> ids =
+      random_ids(B * (T + 1), m.config().n_vocab, 100 + static_cast<uint32_t>(m.step()));
   const LrSchedule sched{2, 5, 1e-2, 1e-3};
   AdamWParams hp;
   hp.lr = sched.lr(m.step());

@@ -1,9 +1,9 @@
-#include "hanul/train/schedule.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <numbers>
+
+#include "hanul/train/schedule.h"
 
 namespace hanul {
 namespace {
@@ -13,11 +13,11 @@ LrSchedule sched() { return LrSchedule{10, 110, 6e-4, 6e-5}; }
 TEST(LrSchedule, Endpoints) {
   const LrSchedule s = sched();
   ASSERT_TRUE(s.validate().ok());
-  EXPECT_DOUBLE_EQ(s.lr(0), 6e-4 / 10);          // first warm-up step: max_lr / warmup
-  EXPECT_DOUBLE_EQ(s.lr(9), 6e-4);               // warm-up ends on max_lr
-  EXPECT_DOUBLE_EQ(s.lr(10), 6e-4);              // decay starts at cos(0)
-  EXPECT_DOUBLE_EQ(s.lr(110), 6e-5);             // decay ends at cos(π)
-  EXPECT_DOUBLE_EQ(s.lr(111), 6e-5);             // then stays on min_lr
+  EXPECT_DOUBLE_EQ(s.lr(0), 6e-4 / 10);  // first warm-up step: max_lr / warmup
+  EXPECT_DOUBLE_EQ(s.lr(9), 6e-4);       // warm-up ends on max_lr
+  EXPECT_DOUBLE_EQ(s.lr(10), 6e-4);      // decay starts at cos(0)
+  EXPECT_DOUBLE_EQ(s.lr(110), 6e-5);     // decay ends at cos(π)
+  EXPECT_DOUBLE_EQ(s.lr(111), 6e-5);     // then stays on min_lr
   EXPECT_DOUBLE_EQ(s.lr(1000000), 6e-5);
   EXPECT_DOUBLE_EQ(s.lr(-3), s.lr(0));
 }
