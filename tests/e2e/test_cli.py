@@ -112,3 +112,18 @@ def test_continuation_keeps_the_space_between_prompt_and_answer():
     r = hanul("run", "-m", STORIES, "-p", "Once upon a time there was", "-n", 4)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Once upon a time there was a little gir"), r.stdout
+
+
+def test_data_prepare(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("Once upon a time.\n\n한국어 문단입니다.\n\nThird.\n", encoding="utf-8")
+    out = tmp_path / "data"
+    r = hanul("data", "prepare", "--tokenizer", STORIES, "--out", out, corpus)
+    assert r.returncode == 0, r.stderr
+    import json
+    index = json.loads((out / "index.json").read_text())
+    assert index["documents"] == 3 and index["eos"] == 2 and index["n_vocab"] == 512
+    tokens = np.fromfile(out / index["train"]["shards"][0]["file"], dtype="<u4")
+    assert len(tokens) == index["train"]["shards"][0]["tokens"] and tokens[-1] == 2
+    r = hanul("data", "prepare", "--tokenizer", STORIES, "--out", out, tmp_path / "missing.txt")
+    assert r.returncode == 2 and "missing.txt" in r.stderr

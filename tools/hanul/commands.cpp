@@ -10,6 +10,7 @@ int detokenize_main(int argc, char** argv);
 int chat_main(int argc, char** argv);
 int template_main(int argc, char** argv);
 int tokenizer_main(int argc, char** argv);
+int data_main(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
@@ -22,6 +23,7 @@ const std::vector<Command>& commands() {
       {"detokenize", "token ids back to text", detokenize_main},
       {"template", "render a conversation with a model's chat template", template_main},
       {"tokenizer", "tokenizer tools: 'train' learns a byte-level BPE and writes tokenizer.json", tokenizer_main},
+      {"data", "training data: 'prepare' tokenizes .txt/.jsonl into uint32 shards + index.json", data_main},
   };
   return kCommands;
 }

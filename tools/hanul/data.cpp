@@ -1,5 +1,6 @@
 // hanul data prepare: tokenize text corpora into uint32 shards + index.json
 // for `hanul train` (src/hanul/train/data.h describes the format).
+#include <filesystem>
 #include <fmt/core.h>
 
 #include "hanul/tokenizer/tokenizer.h"
@@ -26,6 +27,12 @@ int data_main(int argc, char** argv) {
   prep->add_option("files", files, "input .txt / .jsonl files")->required();
   if (auto code = parse(app, argc, argv)) return *code;
 
+  // A missing or unreadable input is bad usage (exit 2), found before any work.
+  for (const auto& f : files) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(f, ec))
+      return fail("data", fmt::format("input '{}' is not a readable file", f), kExitUsage);
+  }
   auto tok = Tokenizer::load(opt.tokenizer_path);
   if (!tok.ok()) return fail("data", tok.message(), kExitUsage);
   opt.on_file = [](const std::string& f, uint64_t docs, uint64_t tokens) {

@@ -112,27 +112,6 @@ Tensor f32_view(std::string name, const std::vector<int64_t>& shape,
   return t;
 }
 
-// TrainableModel has no setter for its AdamW step count (train_step.h). A step
-// taken while every buffer is moved out counts the step and touches nothing
-// (the update loops run over zero elements); moving a std::vector keeps its
-// buffer, so the model's float32 views stay valid. Costs O(step × n_tensors).
-// TODO: replace with TrainableModel::set_step once train_step.h has one.
-void restore_step(TrainableModel& model, int64_t step) {
-  std::vector<std::array<std::vector<float>, 4>> held;
-  for (Param& p : model.params())
-    held.push_back({std::move(p.value), std::move(p.grad), std::move(p.m), std::move(p.v)});
-  for (Param& p : model.params()) p.value.clear(), p.grad.clear(), p.m.clear(), p.v.clear();
-  AdamWParams hp;
-  hp.lr = 0;
-  while (model.step() < step) model.apply_step(hp, 0.0f);
-  for (size_t i = 0; i < held.size(); ++i) {
-    Param& p = model.params()[i];
-    p.value = std::move(held[i][0]);
-    p.grad = std::move(held[i][1]);
-    p.m = std::move(held[i][2]);
-    p.v = std::move(held[i][3]);
-  }
-}
 
 // Copies tensor `name` of `file` into dst after checking its dtype and shape.
 Status copy_tensor(const std::map<std::string, const Tensor*>& by_name, const std::string& file,
@@ -279,7 +258,7 @@ Result<Checkpoint> load_checkpoint(const std::string& dir_in) {
     HANUL_TRY(copy_tensor(o_by_name, of, p.hf_name + ".exp_avg", p.shape, p.m));
     HANUL_TRY(copy_tensor(o_by_name, of, p.hf_name + ".exp_avg_sq", p.shape, p.v));
   }
-  restore_step(model, step);
+  model.set_step(step);
   return Checkpoint{std::move(model), std::move(state)};
 }
 

@@ -67,6 +67,8 @@ class TrainableModel {
   Param* find(const std::string& gguf_name);
   int64_t n_params() const;
   int64_t step() const { return step_; }
+  // Restores the AdamW step count of a checkpoint (bias correction depends on it).
+  void set_step(int64_t step) { step_ = step; }
 
   // The parameters as a Model of float32 views (for Llama::forward, saving,
   // conversion). The views stay valid while this object lives and is not moved.
