@@ -68,7 +68,9 @@ Result<std::vector<std::vector<int32_t>>> parse_token_lists(const std::string& t
 }
 
 int fail(const std::string& command, const std::string& message, int code) {
-  std::fprintf(stderr, "hanul %s: %s\n", command.c_str(), message.c_str());
+  // Library errors often name their layer already ("data: ..."): say it once.
+  const bool named = message.rfind(command + ": ", 0) == 0;
+  std::fprintf(stderr, "hanul %s\n", (named ? message : command + ": " + message).c_str());
   return code;
 }
 
