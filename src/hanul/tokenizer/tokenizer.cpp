@@ -78,6 +78,22 @@ Result<Tokenizer> Tokenizer::from_model(TokenizerModel model) {
   return t;
 }
 
+// Picks the loader by the file's first bytes, not its name: GGUF magic, a
+// JSON object (tokenizer.json), a protobuf (SentencePiece), else tiktoken ranks.
+Result<TokenizerModel> load_tokenizer_file(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Error{fmt::format("tokenizer: cannot open '{}'", file)};
+  char head[64] = {};
+  in.read(head, sizeof(head));
+  const std::string_view h(head, static_cast<size_t>(in.gcount()));
+  in.close();
+  const size_t first = h.find_first_not_of(" \t\r\n");
+  if (h.starts_with("GGUF")) return load_gguf_tokenizer(file);
+  if (first != std::string_view::npos && h[first] == '{') return load_hf_tokenizer_json(file);
+  if (!h.empty() && h[0] == 0x0A) return load_sentencepiece_model(file);  // protobuf field 1 (pieces)
+  return load_tiktoken(file);
+}
+
 Result<Tokenizer> Tokenizer::load(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -102,26 +118,8 @@ Result<Tokenizer> Tokenizer::load(const std::string& path) {
       return Error{fmt::format("tokenizer: folder '{}' has no tokenizer.json, tokenizer.model or .gguf", path)};
     }
   }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return Error{fmt::format("tokenizer: cannot open '{}'", file)};
-  char head[64] = {};
-  in.read(head, sizeof(head));
-  const std::string_view h(head, static_cast<size_t>(in.gcount()));
-  in.close();
-
-  Result<TokenizerModel> model = Error{""};
-  if (h.starts_with("GGUF")) {
-    model = load_gguf_tokenizer(file);
-  } else if (h.find_first_not_of(" \t\r\n") != std::string_view::npos &&
-             h[h.find_first_not_of(" \t\r\n")] == '{') {
-    model = load_hf_tokenizer_json(file);
-  } else if (!h.empty() && h[0] == 0x0A) {  // protobuf field 1 (pieces), length-delimited
-    model = load_sentencepiece_model(file);
-  } else {
-    model = load_tiktoken(file);
-  }
-  if (!model.ok()) return model.error();
-  return from_model(std::move(model).value());
+  HANUL_ASSIGN_OR_RETURN(TokenizerModel model, load_tokenizer_file(file));
+  return from_model(std::move(model));
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special,

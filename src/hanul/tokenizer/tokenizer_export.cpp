@@ -50,18 +50,6 @@ void read_folder_templates(const fs::path& dir, TokenizerExport& t) {
   }
 }
 
-Result<TokenizerModel> load_model_file(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return Error{fmt::format("tokenizer: cannot open '{}'", file)};
-  char head[64] = {};
-  in.read(head, sizeof(head));
-  const std::string_view h(head, static_cast<size_t>(in.gcount()));
-  const size_t first = h.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos && h[first] == '{') return load_hf_tokenizer_json(file);
-  if (!h.empty() && h[0] == 0x0A) return load_sentencepiece_model(file);  // protobuf field 1
-  return load_tiktoken(file);
-}
-
 // Case-insensitive contraction group of HF tokenizer.json regexes, in the
 // spelling llama.cpp rewrote it to (llama-vocab.cpp: Oniguruma's (?i:...)
 // has no std::regex twin).
@@ -199,7 +187,7 @@ Result<std::optional<TokenizerExport>> load_tokenizer_for_export(const std::stri
       }
     }
     if (file.empty()) return std::optional<TokenizerExport>();
-    HANUL_ASSIGN_OR_RETURN(t.model, load_model_file(file));
+    HANUL_ASSIGN_OR_RETURN(t.model, load_tokenizer_file(file));
     read_folder_templates(path, t);
     return std::optional<TokenizerExport>(std::move(t));
   }
@@ -219,7 +207,7 @@ Result<std::optional<TokenizerExport>> load_tokenizer_for_export(const std::stri
     }
     return std::optional<TokenizerExport>(std::move(t));
   }
-  HANUL_ASSIGN_OR_RETURN(t.model, load_model_file(path));
+  HANUL_ASSIGN_OR_RETURN(t.model, load_tokenizer_file(path));
   read_folder_templates(fs::path(path).parent_path(), t);
   return std::optional<TokenizerExport>(std::move(t));
 }

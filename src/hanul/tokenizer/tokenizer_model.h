@@ -64,5 +64,7 @@ Result<TokenizerModel> load_gguf_tokenizer(const std::string& path);
 Result<TokenizerModel> load_hf_tokenizer_json(const std::string& path);
 Result<TokenizerModel> load_tiktoken(const std::string& path);
 Result<TokenizerModel> load_sentencepiece_model(const std::string& path);
+// Any of the above, chosen by the file's first bytes.
+Result<TokenizerModel> load_tokenizer_file(const std::string& path);
 
 }  // namespace hanul
