@@ -1,3 +1,5 @@
+#include "random_ids.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -30,15 +32,7 @@ ModelConfig tiny() {
   return c;
 }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t n_vocab, uint32_t seed) {
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  uint32_t s = seed;
-  for (int32_t& id : ids) {
-    s = s * 1664525u + 1013904223u;
-    id = static_cast<int32_t>((s >> 8) % static_cast<uint32_t>(n_vocab));
-  }
-  return ids;
-}
+using testing::random_ids;
 
 struct TempDir {
   fs::path path;

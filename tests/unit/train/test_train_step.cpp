@@ -1,5 +1,7 @@
 #include "hanul/train/train_step.h"
 
+#include "random_ids.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,15 +30,7 @@ ModelConfig tiny(bool tied) {
   return c;
 }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t n_vocab, uint32_t seed) {
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  uint32_t s = seed;
-  for (int32_t& id : ids) {
-    s = s * 1664525u + 1013904223u;
-    id = static_cast<int32_t>((s >> 8) % static_cast<uint32_t>(n_vocab));
-  }
-  return ids;
-}
+using testing::random_ids;
 
 TrainableModel make(bool tied, uint64_t seed = 7) {
   auto m = TrainableModel::init_random(tiny(tied), seed);
