@@ -1,9 +1,10 @@
 // The fast twins of kernels/ref/ops_backward.h with the same signatures and
 // conventions (gradients accumulate; null means not wanted), in namespace
-// hanul::cpu, for the backward ops that dominate a training step's time. The
-// others have no cpu twin yet: callers use ref:: for them. Results never depend
-// on the thread count (STYLE 9): each output element is summed by one task in a
-// fixed order.
+// hanul::cpu, for every op of a training step. Results never depend on the
+// thread count (STYLE 9): each output element is summed by one task in a fixed
+// order, and the one reduction across tasks (grad_norm) sums fixed chunks in a
+// fixed order. Where ref:: takes no pool but the work pays for threads, the twin
+// takes a trailing `ThreadPool* pool` (null: the calling thread does it all).
 #pragma once
 
 #include <cstdint>
@@ -21,5 +22,44 @@ void matmul_backward(float* dx, float* dw, float* dbias, const float* dy, const 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         int64_t n_tokens, const float* k, const float* v, int64_t n_kv, int n_head,
                         int n_head_kv, int head_dim, int64_t pos0, float scale, ThreadPool* pool);
+
+// Scatter-add demb[tokens[t], :] += dout[t, :], tokens in order: bit-identical to ref::.
+void embedding_backward(float* demb, const float* dout, const int32_t* tokens, int64_t n_tokens,
+                        int64_t n_embd);
+
+// Rows in parallel for dx; dweight summed over the rows in row order by column
+// blocks, so it is bit-identical to ref::'s order (its per-row sums are float, as
+// cpu::rmsnorm's forward, where ref:: sums in double).
+void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x,
+                      const float* weight, int64_t rows, int64_t n, float eps, ThreadPool* pool);
+
+// In place on dx, the rotation by -angle through the SIMD rope kernel.
+void rope_backward(float* dx, int64_t n_tokens, int n_heads, int head_dim, const int32_t* positions,
+                   const float* inv_freq, RopeLayout layout);
+
+// Elementwise; sigmoid through the SIMD exp of cpu::softmax.
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
+                     const float* up, int64_t n, ThreadPool* pool);
+
+// ref::cross_entropy, rows in parallel; the per-row losses are summed in row order
+// in double at the end.
+float cross_entropy(float* dlogits, const float* logits, const int32_t* targets, int64_t n_tokens,
+                    int64_t n_vocab, float dloss, ThreadPool* pool);
+// The same loss, with the gradient dloss · (softmax - onehot) / n_valid WRITTEN over
+// the logits (0 in the rows of ignored targets): a training step needs the logits
+// only to get their gradient, and [tokens, vocab] is its largest buffer.
+float cross_entropy_in_place(float* logits, const int32_t* targets, int64_t n_tokens,
+                             int64_t n_vocab, float dloss, ThreadPool* pool);
+
+// ref::adamw, elementwise over ranges of the pool: bit-identical to ref:: (the same
+// float32 operations in the same order, no contraction into FMA).
+void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& hp,
+           int64_t step, ThreadPool* pool);
+
+// ref::grad_norm's Σ g² in double, over fixed chunks of kNormChunk elements of each
+// span, the chunk sums added in span and chunk order: the same bits for any pool.
+inline constexpr int64_t kNormChunk = 1 << 16;
+float grad_norm(const GradSpan* grads, int n_grads, ThreadPool* pool);
+float clip_grad_norm(const GradSpan* grads, int n_grads, float max_norm, ThreadPool* pool);
 
 }  // namespace hanul::cpu

@@ -1,0 +1,96 @@
+// AdamW and global-norm gradient clipping over the thread pool, with the results
+// of ref/adamw.cpp (PyTorch 1.13's _single_tensor_adamw and clip_grad_norm_).
+// AdamW is elementwise and memory-bound (it streams param, grad, m and v): ranges
+// of the pool run the float32 expressions of ref:: in the same order (the build
+// does not contract a·b + c into FMA), so the bits are ref::'s. The norm is the
+// one reduction across tasks: fixed chunks of kNormChunk elements, each summed in
+// double by one task, the chunk sums then added in order — the thread count
+// decides only who sums a chunk, never what is summed.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/ops_backward.h"
+
+namespace hanul::cpu {
+
+void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& hp,
+           int64_t step, ThreadPool* pool) {
+  const double bc1 = 1.0 - std::pow(hp.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(hp.beta2, static_cast<double>(step));
+  const float decay = static_cast<float>(1.0 - hp.lr * hp.weight_decay);
+  const float b1 = static_cast<float>(hp.beta1), one_minus_b1 = static_cast<float>(1.0 - hp.beta1);
+  const float b2 = static_cast<float>(hp.beta2), one_minus_b2 = static_cast<float>(1.0 - hp.beta2);
+  const float neg_step_size = static_cast<float>(-(hp.lr / bc1));
+  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  const float eps = static_cast<float>(hp.eps);
+  parallel_for(pool, n, 1 << 15, [&](int64_t i0, int64_t i1) {
+    float* __restrict p = param;
+    float* __restrict mm = m;
+    float* __restrict vv = v;
+    const float* __restrict gg = grad;
+    for (int64_t i = i0; i < i1; ++i) {
+      const float gi = gg[i];
+      const float mi = mm[i] * b1 + gi * one_minus_b1;
+      const float vi = vv[i] * b2 + one_minus_b2 * gi * gi;
+      mm[i] = mi;
+      vv[i] = vi;
+      const float denom = std::sqrt(vi) / bc2_sqrt + eps;
+      p[i] = p[i] * decay + neg_step_size * mi / denom;
+    }
+  });
+}
+
+namespace {
+
+// Σ x² in double with 4 independent sums (vectorisable without reassociation).
+double sum_sq_f64(const float* x, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += static_cast<double>(x[i]) * x[i];
+    s1 += static_cast<double>(x[i + 1]) * x[i + 1];
+    s2 += static_cast<double>(x[i + 2]) * x[i + 2];
+    s3 += static_cast<double>(x[i + 3]) * x[i + 3];
+  }
+  for (; i < n; ++i) s0 += static_cast<double>(x[i]) * x[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+struct Chunk {
+  const float* data;
+  int64_t n;
+};
+
+}  // namespace
+
+float grad_norm(const GradSpan* grads, int n_grads, ThreadPool* pool) {
+  std::vector<Chunk> chunks;
+  for (int g = 0; g < n_grads; ++g)
+    for (int64_t i = 0; i < grads[g].n; i += kNormChunk)
+      chunks.push_back({grads[g].data + i, std::min(kNormChunk, grads[g].n - i)});
+  std::vector<double> sums(chunks.size());
+  parallel_for(pool, static_cast<int64_t>(chunks.size()), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      sums[static_cast<size_t>(c)] = sum_sq_f64(chunks[static_cast<size_t>(c)].data, chunks[static_cast<size_t>(c)].n);
+  });
+  double sum_sq = 0.0;
+  for (double s : sums) sum_sq += s;
+  return static_cast<float>(std::sqrt(sum_sq));
+}
+
+float clip_grad_norm(const GradSpan* grads, int n_grads, float max_norm, ThreadPool* pool) {
+  const float norm = grad_norm(grads, n_grads, pool);
+  const float coef = max_norm / (norm + 1e-6f);
+  if (coef < 1.0f)  // torch multiplies by clamp(coef, max=1); a factor of 1 changes nothing
+    for (int g = 0; g < n_grads; ++g) {
+      float* d = grads[g].data;
+      parallel_for(pool, grads[g].n, 1 << 15, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) d[i] *= coef;
+      });
+    }
+  return norm;
+}
+
+}  // namespace hanul::cpu
