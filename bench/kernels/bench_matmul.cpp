@@ -3,6 +3,12 @@
 // with the machine's memory bandwidth; prompt processing (m > 1) reports items =
 // multiply-adds per second.
 //   build-*/bench/bench_matmul --benchmark_filter=Matvec
+//
+// BM_Gemm: float32 at the shapes of training (m = 2048 and the transposed
+// products of matmul_backward) and of prompt processing (m = 128), as GFLOP/s
+// (2·m·n·k per call) for path=0 (the row-dot path, gemm::matmul_row_dots: what
+// cpu::matmul did before the GEMM) and path=1 (cpu::matmul, i.e. the GEMM):
+//   build-*/bench/bench_matmul --benchmark_filter=Gemm
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -10,6 +16,7 @@
 #include <vector>
 
 #include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/gemm.h"
 #include "hanul/kernels/cpu/ops.h"
 #include "hanul/tensor/half.h"
 #include "hanul/tensor/quant_blocks.h"
@@ -92,6 +99,48 @@ HANUL_MATVEC(Q8_0)
 HANUL_MATVEC(Q4_0)
 HANUL_MATVEC(Q4_K)
 HANUL_MATVEC(Q6_K)  // the dequantize + float-dot fallback, for comparison
+
+// y[m, n] = x[m, k] · W[n, k]ᵀ, float32, args {m, k, n, threads, path}.
+void BM_Gemm(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  const bool gemm = state.range(4) != 0;
+  ThreadPool pool(threads);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  std::vector<float> x(static_cast<size_t>(m * k)), w(static_cast<size_t>(n * k));
+  std::vector<float> y(static_cast<size_t>(m * n));
+  for (auto& v : x) v = dist(rng);
+  for (auto& v : w) v = dist(rng);
+  for (auto _ : state) {
+    if (gemm)
+      cpu::matmul(x.data(), m, k, w.data(), DType::F32, n, nullptr, y.data(), &pool);
+    else
+      cpu::gemm::matmul_row_dots(x.data(), m, k, w.data(), DType::F32, n, nullptr, y.data(), &pool);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOPS"] = benchmark::Counter(
+      2.0 * static_cast<double>(m * n * k) * 1e-9 * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(gemm ? "gemm " : "row-dots ") + cpu::isa_name(cpu::active_isa()));
+}
+
+void gemm_args(benchmark::internal::Benchmark* b) {
+  // {m, k, n}: training's forward products (d_model 288, d_ff 768, vocab 8192,
+  // 2048 rows), then matmul_backward's dx = dy·W (k and n swapped) and
+  // dW = dyᵀ·x (m = n, k = 2048), then prompt processing.
+  const int64_t shapes[][3] = {
+      {2048, 288, 288},  {2048, 288, 768},  {2048, 768, 288},  {2048, 288, 8192},
+      {2048, 8192, 288},  // dx of the vocab product; the other dx shapes are above
+      {288, 2048, 288},  {768, 2048, 288},  {288, 2048, 768},  {8192, 2048, 288},
+      {128, 768, 768},   {128, 3072, 3072}};
+  for (const auto& s : shapes)
+    for (int threads : {1, 2})
+      for (int path : {0, 1}) b->Args({s[0], s[1], s[2], threads, path});
+  b->ArgNames({"m", "k", "n", "threads", "path"})->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_Gemm)->Apply(gemm_args);
 
 }  // namespace
 }  // namespace hanul

@@ -1,6 +1,10 @@
 // y[m, n] = x[m, k] · W[n, k]ᵀ for every weight dtype.
 //
-// Work is split over output columns (weight rows): each task owns a range of j
+// Float weights (F32, F16, BF16) with m >= gemm::kMinRows (training, prompt
+// processing) go to the packed, register-tiled GEMM of gemm.h. Everything else
+// takes the row-dot path below (gemm::matmul_row_dots).
+//
+// Row-dot path: work is split over output columns (weight rows): each task owns a range of j
 // and computes y[i, j] for every i, so no two tasks write the same element and
 // every element is one dot product in a fixed order — the thread count cannot
 // change a bit of the result. Within a task the loop is tiled: a tile of kTileW
@@ -15,6 +19,7 @@
 #include <vector>
 
 #include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/gemm.h"
 #include "hanul/kernels/cpu/ops.h"
 #include "hanul/kernels/cpu/simd.h"
 #include "hanul/tensor/quant_blocks.h"
@@ -76,6 +81,15 @@ bool matmul_quantizes_activations(DType t) {
 
 void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64_t n,
             const float* bias, float* y, ThreadPool* pool) {
+  if (m >= gemm::kMinRows && gemm::supports(wt)) {
+    gemm::matmul(x, m, k, w, wt, n, bias, y, pool);
+    return;
+  }
+  gemm::matmul_row_dots(x, m, k, w, wt, n, bias, y, pool);
+}
+
+void gemm::matmul_row_dots(const float* x, int64_t m, int64_t k, const void* w, DType wt,
+                           int64_t n, const float* bias, float* y, ThreadPool* pool) {
   if (m <= 0 || n <= 0) return;
   const simd::Kernels& kr = simd::kernels();
   const auto* wb = static_cast<const uint8_t*>(w);

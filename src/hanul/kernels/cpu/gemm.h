@@ -1,0 +1,73 @@
+// Internal to kernels/cpu: the cache-blocked, register-tiled GEMM that
+// cpu::matmul uses for float weights (F32, F16, BF16) when m >= kMinRows —
+// training's 2048-row matmuls and prompt processing.
+//
+// y[m, n] = x[m, k] · W[n, k]ᵀ (+ bias) in the loop order of BLIS (Van Zee & van
+// de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS Functionality",
+// 2015, fig. 2): for each block of NC weight rows and KC columns of k, the block of
+// W is packed once, transposed and widened to float32, into NR-wide micro-panels
+// (so the micro-kernel reads W with contiguous vector loads); the micro-kernel
+// then sweeps MR-row tiles of x (read in place, one broadcast per element) over
+// each micro-panel, holding an MR × NR tile of y in registers for KC steps.
+//
+// The summation order of each y[i, j] is fixed by kKc alone: the products are
+// summed from zero with one fused multiply-add per k, in order, inside each
+// block of kKc; block sums are added to y in block order; then the bias. Neither
+// the tile a value lands in, nor m, n, the thread count, nor the split of work
+// changes a bit — and the AVX2 and AVX-512 kernels give identical results.
+// The result is not the one of the row-dot path used for m < kMinRows (that
+// sums k in vector lanes), so a row of a batch of >= kMinRows rows can differ
+// from that row alone in the last bits.
+#pragma once
+
+#include <cstdint>
+
+#include "hanul/tensor/dtype.h"
+
+namespace hanul {
+class ThreadPool;
+
+namespace cpu::gemm {
+
+// m from which cpu::matmul takes the GEMM. Below it the packing of W costs more than
+// it saves, and the row-dot path keeps a row's result independent of m.
+constexpr int64_t kMinRows = 32;
+// k per block: part of the numeric result (see above), so one value for every ISA.
+constexpr int64_t kKc = 256;
+
+struct Kernel {
+  int64_t mr, nr;  // the register tile: mr rows of x by nr weight rows
+  // c[r·ldc + j] = (accumulate ? c[r·ldc + j] : 0) + Σ_{p<kc} a[r·lda + p]·b[p·nr + j]
+  // for r < mr, j < nr, the sum from zero with one fused multiply-add per p, in order.
+  void (*tile)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+               bool accumulate);
+  // out[p·nr + r] = float(W row r)[p0 + p] for p < kc, r < rows (<= nr), and 0 for
+  // rows <= r < nr; row r of W starts at w + r·w_row_bytes. wt is F32, F16 or BF16.
+  void (*pack)(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int64_t p0, int64_t kc,
+               float* out);
+};
+
+extern const Kernel kScalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const Kernel kAvx2;
+extern const Kernel kAvx512;
+#endif
+
+// The kernel of cpu::active_isa().
+const Kernel& kernel();
+
+// Weight types the GEMM packs: F32, F16, BF16.
+bool supports(DType wt);
+
+// y = x · Wᵀ + bias with the GEMM, for any m >= 1 (cpu::matmul calls it for
+// m >= kMinRows). wt must satisfy supports().
+void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64_t n,
+            const float* bias, float* y, ThreadPool* pool);
+
+// cpu::matmul without the GEMM: the row-dot path it takes for m < kMinRows, for
+// every m. Only for bench_matmul's before/after figures and the tests.
+void matmul_row_dots(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64_t n,
+                     const float* bias, float* y, ThreadPool* pool);
+
+}  // namespace cpu::gemm
+}  // namespace hanul

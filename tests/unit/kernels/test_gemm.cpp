@@ -1,0 +1,202 @@
+// The float GEMM of kernels/cpu/gemm.h against ref::matmul on every instruction
+// set this machine has: odd shapes around the tile sizes (mr × nr = 4 × 8, 6 × 16,
+// 8 × 32) and the blocks (kKc = 256, 120 rows, 256 columns), k = 1, bias or not,
+// F32 / F16 / BF16 weights; and the promises of gemm.h — each y[i, j] depends on
+// neither the thread count, m, n, nor where the element falls in the tiles.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/gemm.h"
+#include "hanul/kernels/cpu/ops.h"
+#include "hanul/kernels/ref/ops.h"
+#include "hanul/tensor/quantize.h"
+
+namespace hanul {
+namespace {
+
+constexpr double kU = 0x1p-24;  // unit roundoff of float32
+
+template <class F>
+void for_each_isa(F body) {
+  for (int i = 0; i <= static_cast<int>(cpu::detected_isa()); ++i) {
+    const auto isa = static_cast<cpu::Isa>(i);
+    SCOPED_TRACE(cpu::isa_name(isa));
+    cpu::set_max_isa(isa);
+    body();
+  }
+  cpu::set_max_isa(cpu::Isa::kAvx512);
+}
+
+std::vector<float> random_floats(std::mt19937& rng, int64_t n, float lo = -1, float hi = 1) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// W [n, k] as dtype wt, and W as the float32 values it holds.
+std::vector<uint8_t> weights(DType wt, const std::vector<float>& wf, int64_t n, int64_t k,
+                             std::vector<float>* w_back) {
+  std::vector<uint8_t> w(static_cast<size_t>(n * row_bytes(wt, k)));
+  w_back->resize(wf.size());
+  for (int64_t j = 0; j < n; ++j) {
+    EXPECT_TRUE(quantize_row(wt, wf.data() + j * k, w.data() + j * row_bytes(wt, k), k).ok());
+    EXPECT_TRUE(dequantize_row(wt, w.data() + j * row_bytes(wt, k), w_back->data() + j * k, k).ok());
+  }
+  return w;
+}
+
+// y vs ref::matmul: both sides sum k products in float, each within γ_k·Σ|x·w| of
+// the exact sum (Higham, Accuracy and Stability of Numerical Algorithms, §3.1), so
+// they differ by at most 2·γ_k·Σ|x·w| plus an ulp of the bias add on each side.
+void expect_near_ref(const std::vector<float>& y, const std::vector<float>& x,
+                     const std::vector<uint8_t>& w, const std::vector<float>& w_f, DType wt,
+                     int64_t m, int64_t k, int64_t n, const float* bias) {
+  std::vector<float> y_ref(static_cast<size_t>(m * n));
+  ref::matmul(x.data(), m, k, w.data(), wt, n, bias, y_ref.data(), nullptr);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double mag = 0;
+      for (int64_t l = 0; l < k; ++l) mag += std::fabs(x[i * k + l] * w_f[j * k + l]);
+      const double gamma = (k + 1) * kU / (1 - (k + 1) * kU);
+      const double tol = 2 * gamma * mag + (bias ? 4 * kU * std::fabs(bias[j]) : 0) + 1e-30;
+      ASSERT_NEAR(y[i * n + j], y_ref[i * n + j], tol) << "i=" << i << " j=" << j;
+    }
+}
+
+TEST(CpuGemm, MatchesReferenceOnOddShapesAndIsThreadIndependent) {
+  std::mt19937 rng(21);
+  ThreadPool pool1(1), pool3(3);
+  for_each_isa([&] {
+    for (DType wt : {DType::F32, DType::F16, DType::BF16}) {
+      for (int64_t k : {1, 2, 7, 16, 255, 256, 257, 600}) {
+        for (int trial = 0; trial < 4; ++trial) {
+          const int64_t m = 1 + static_cast<int64_t>(rng() % 40);
+          const int64_t n = 1 + static_cast<int64_t>(rng() % 70);
+          const bool with_bias = trial % 2 == 0;
+          SCOPED_TRACE(testing::Message() << dtype_name(wt) << " m=" << m << " k=" << k
+                                          << " n=" << n << " bias=" << with_bias);
+          std::vector<float> w_f;
+          const auto w = weights(wt, random_floats(rng, n * k), n, k, &w_f);
+          const auto x = random_floats(rng, m * k, -2, 2), b = random_floats(rng, n);
+          const float* bias = with_bias ? b.data() : nullptr;
+          std::vector<float> y1(static_cast<size_t>(m * n)), y3(y1.size());
+          cpu::gemm::matmul(x.data(), m, k, w.data(), wt, n, bias, y1.data(), &pool1);
+          cpu::gemm::matmul(x.data(), m, k, w.data(), wt, n, bias, y3.data(), &pool3);
+          ASSERT_EQ(0, std::memcmp(y1.data(), y3.data(), y1.size() * sizeof(float)))
+              << "result depends on the thread count";
+          expect_near_ref(y1, x, w, w_f, wt, m, k, n, bias);
+        }
+      }
+    }
+  });
+}
+
+// Past the blocks: 130 rows (two row blocks of 120, an edge tile), 300 columns (two
+// column blocks of 256), k = 600 (three k blocks, the last one short).
+TEST(CpuGemm, MatchesReferenceAcrossBlocks) {
+  std::mt19937 rng(22);
+  const int64_t m = 130, k = 600, n = 300;
+  ThreadPool pool(2);
+  for_each_isa([&] {
+    std::vector<float> w_f;
+    const auto w = weights(DType::F32, random_floats(rng, n * k), n, k, &w_f);
+    const auto x = random_floats(rng, m * k), b = random_floats(rng, n);
+    std::vector<float> y(static_cast<size_t>(m * n));
+    cpu::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y.data(), &pool);
+    expect_near_ref(y, x, w, w_f, DType::F32, m, k, n, b.data());
+  });
+}
+
+// Small integers: every product and partial sum is an exact float, so whatever the
+// order of summation the GEMM must equal the reference exactly.
+TEST(CpuGemm, ExactOnSmallIntegers) {
+  std::mt19937 rng(23);
+  ThreadPool pool(3);
+  for_each_isa([&] {
+    for (DType wt : {DType::F32, DType::F16, DType::BF16}) {
+      const int64_t m = 37, k = 520, n = 45;
+      std::vector<float> x(static_cast<size_t>(m * k)), wf(static_cast<size_t>(n * k)), b(n);
+      for (auto& v : x) v = static_cast<float>(static_cast<int>(rng() % 15) - 7);
+      for (auto& v : wf) v = static_cast<float>(static_cast<int>(rng() % 9) - 4);
+      for (auto& v : b) v = static_cast<float>(static_cast<int>(rng() % 101) - 50);
+      std::vector<float> w_f;
+      const auto w = weights(wt, wf, n, k, &w_f);
+      std::vector<float> y(static_cast<size_t>(m * n)), y_ref(y.size());
+      cpu::matmul(x.data(), m, k, w.data(), wt, n, b.data(), y.data(), &pool);
+      ref::matmul(x.data(), m, k, w.data(), wt, n, b.data(), y_ref.data(), nullptr);
+      EXPECT_EQ(0, std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float))) << dtype_name(wt);
+    }
+  });
+}
+
+// A block of rows and columns computed on its own equals the same elements of a
+// bigger product bit for bit: the rows start at another tile offset, the columns in
+// another panel, and the task split differs — none of which may change a value.
+TEST(CpuGemm, ElementsDependOnNeitherShapeNorTilingNorThreads) {
+  std::mt19937 rng(24);
+  const int64_t m = 75, k = 700, n = 90;
+  const int64_t i0 = 5, ms = 33, j0 = 3, ns = 50;  // the sub-block
+  for_each_isa([&] {
+    for (DType wt : {DType::F32, DType::BF16}) {
+      std::vector<float> w_f;
+      const auto w = weights(wt, random_floats(rng, n * k), n, k, &w_f);
+      const auto x = random_floats(rng, m * k), b = random_floats(rng, n);
+      std::vector<float> y(static_cast<size_t>(m * n)), ys(static_cast<size_t>(ms * ns));
+      for (int threads : {1, 2, 3, 8}) {
+        ThreadPool pool(threads), pool_sub(11 - threads);
+        cpu::gemm::matmul(x.data(), m, k, w.data(), wt, n, b.data(), y.data(), &pool);
+        cpu::gemm::matmul(x.data() + i0 * k, ms, k, w.data() + j0 * row_bytes(wt, k), wt, ns,
+                          b.data() + j0, ys.data(), &pool_sub);
+        for (int64_t i = 0; i < ms; ++i)
+          ASSERT_EQ(0, std::memcmp(ys.data() + i * ns, y.data() + (i0 + i) * n + j0, ns * 4))
+              << dtype_name(wt) << " threads=" << threads << " row " << i;
+      }
+    }
+  });
+}
+
+// cpu::matmul takes the GEMM from kMinRows rows on and the row dots below; both
+// agree with the reference, and the row-dot path stays reachable for the bench.
+TEST(CpuGemm, MatmulPathsAroundTheThreshold) {
+  std::mt19937 rng(25);
+  const int64_t k = 300, n = 41;
+  ThreadPool pool(3);
+  for (int64_t m : {cpu::gemm::kMinRows - 1, cpu::gemm::kMinRows}) {
+    std::vector<float> w_f;
+    const auto w = weights(DType::F32, random_floats(rng, n * k), n, k, &w_f);
+    const auto x = random_floats(rng, m * k);
+    std::vector<float> y(static_cast<size_t>(m * n)), y_dots(y.size()), y_gemm(y.size());
+    cpu::matmul(x.data(), m, k, w.data(), DType::F32, n, nullptr, y.data(), &pool);
+    cpu::gemm::matmul_row_dots(x.data(), m, k, w.data(), DType::F32, n, nullptr, y_dots.data(),
+                               &pool);
+    cpu::gemm::matmul(x.data(), m, k, w.data(), DType::F32, n, nullptr, y_gemm.data(), &pool);
+    const auto& expected = m < cpu::gemm::kMinRows ? y_dots : y_gemm;
+    EXPECT_EQ(0, std::memcmp(y.data(), expected.data(), y.size() * 4)) << "m=" << m;
+    expect_near_ref(y_dots, x, w, w_f, DType::F32, m, k, n, nullptr);
+  }
+}
+
+// The AVX2 and AVX-512 kernels sum in the same order (gemm.h), so they agree bit
+// for bit; skipped where the machine has no AVX-512.
+TEST(CpuGemm, Avx2AndAvx512AreBitIdentical) {
+  if (cpu::detected_isa() < cpu::Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this machine";
+  std::mt19937 rng(26);
+  const int64_t m = 53, k = 777, n = 67;
+  ThreadPool pool(2);
+  const auto w = random_floats(rng, n * k), x = random_floats(rng, m * k), b = random_floats(rng, n);
+  std::vector<float> y2(static_cast<size_t>(m * n)), y5(y2.size());
+  cpu::set_max_isa(cpu::Isa::kAvx2);
+  cpu::gemm::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y2.data(), &pool);
+  cpu::set_max_isa(cpu::Isa::kAvx512);
+  cpu::gemm::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y5.data(), &pool);
+  EXPECT_EQ(0, std::memcmp(y2.data(), y5.data(), y2.size() * 4));
+}
+
+}  // namespace
+}  // namespace hanul
