@@ -11,6 +11,7 @@ int chat_main(int argc, char** argv);
 int template_main(int argc, char** argv);
 int tokenizer_main(int argc, char** argv);
 int data_main(int argc, char** argv);
+int train_main(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
@@ -24,6 +25,7 @@ const std::vector<Command>& commands() {
       {"template", "render a conversation with a model's chat template", template_main},
       {"tokenizer", "tokenizer tools: 'train' learns a byte-level BPE and writes tokenizer.json", tokenizer_main},
       {"data", "training data: 'prepare' tokenizes .txt/.jsonl into uint32 shards + index.json", data_main},
+      {"train", "train a model from scratch or from --init MODEL; --resume continues a run", train_main},
   };
   return kCommands;
 }

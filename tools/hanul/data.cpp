@@ -24,6 +24,8 @@ int data_main(int argc, char** argv) {
   prep->add_option("--val-fraction", opt.val_fraction, "share of documents for validation (default 0.01)");
   prep->add_option("--shard-tokens", opt.shard_tokens, "tokens per shard (default 100000000)");
   prep->add_option("--seed", opt.seed, "seed of the validation split's hash (default 0)");
+  prep->add_flag("--parse-special", opt.parse_special,
+                 "special tokens written in the text (e.g. <|im_start|>) become their ids (for chat data)");
   prep->add_option("files", files, "input .txt / .jsonl files")->required();
   if (auto code = parse(app, argc, argv)) return *code;
 

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -158,9 +159,17 @@ Status save_checkpoint(const std::string& dir_in, const TrainableModel& model,
   HANUL_TRY(write_safetensors(tmp + "/optimizer.safetensors", opt));
   HANUL_TRY(write_file_atomic(tmp + "/config.json", config_to_hf_json(model.config())));
   HANUL_TRY(write_file_atomic(tmp + "/train_config.json", state.config_json));
+  std::vector<std::string> names(kFiles.begin(), kFiles.end());
+  for (const auto& [name, contents] : state.extra_files) {
+    if (name.empty() || name.find('/') != std::string::npos || name == "manifest.json" ||
+        std::find(names.begin(), names.end(), name) != names.end())
+      return Error{fmt::format("checkpoint: extra file name '{}' is not allowed", name)};
+    HANUL_TRY(write_file_atomic(tmp + "/" + name, contents));
+    names.push_back(name);
+  }
 
   json files = json::object();
-  for (const char* f : kFiles) {
+  for (const std::string& f : names) {
     const std::string path = tmp + "/" + f;
     HANUL_TRY(fsync_path(path));
     HANUL_ASSIGN_OR_RETURN(uint64_t h, fnv1a_file(path));
@@ -209,10 +218,14 @@ Result<Checkpoint> load_checkpoint(const std::string& dir_in) {
     state.rng_seed = m.at("rng").at("seed").get<uint64_t>();
     state.rng_counter = m.at("rng").at("counter").get<uint64_t>();
     const json& files = m.at("files");
-    for (const char* f : kFiles) {
-      const std::string path = dir + "/" + f;
+    for (const char* f : kFiles)
       if (!files.contains(f))
         return Error{fmt::format("checkpoint: {}/manifest.json does not list {}", dir, f)};
+    for (auto it = files.begin(); it != files.end(); ++it) {
+      const std::string& f = it.key();
+      if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
+        return Error{fmt::format("checkpoint: {}/manifest.json lists a file '{}' outside the folder", dir, f)};
+      const std::string path = dir + "/" + f;
       const int64_t want = files.at(f).at("bytes").get<int64_t>();
       const std::string want_hash = files.at(f).at("fnv1a64").get<std::string>();
       if (!fs::exists(path, ec)) return Error{fmt::format("checkpoint: {} is missing", path)};

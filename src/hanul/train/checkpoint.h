@@ -10,6 +10,7 @@
 //   train_config.json      the run's config JSON, verbatim
 //   manifest.json          format/version, AdamW step, data position, RNG
 //                          state and, per file, its size and 64-bit FNV-1a
+//   (extra files)          TrainState::extra_files, e.g. tokenizer.json
 //
 // Atomicity: the whole folder is written under "<dir>.tmp" (files fsynced,
 // manifest last), then swapped in with one rename (renameat2 RENAME_EXCHANGE
@@ -20,6 +21,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "hanul/base/result.h"
 #include "hanul/train/train_step.h"
@@ -31,6 +34,10 @@ struct TrainState {
   uint64_t rng_seed = 0;      // the run's RNG: seed and draws taken so far
   uint64_t rng_counter = 0;
   std::string config_json = "{}";  // the run's config; must parse as JSON
+  // More files for the folder, name -> contents (the tokenizer, so the folder
+  // is a complete model). Saved and checksummed; load checks them but does
+  // not read them back.
+  std::vector<std::pair<std::string, std::string>> extra_files;
 };
 
 struct Checkpoint {

@@ -159,7 +159,7 @@ Result<DataPrepareStats> prepare_data(const Tokenizer& tok, const std::vector<st
   auto emit = [&](const std::string& text) -> Status {
     const bool is_val = is_validation_document(text, opt.seed, opt.val_fraction);
     ShardSink& sink = is_val ? val : train;
-    for (int32_t id : tok.encode(text, /*add_special=*/false, /*parse_special=*/false))
+    for (int32_t id : tok.encode(text, /*add_special=*/false, opt.parse_special))
       HANUL_TRY(sink.push(id));
     HANUL_TRY(sink.push(eos));
     ++st.documents;

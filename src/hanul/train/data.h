@@ -30,6 +30,9 @@ struct DataPrepareOptions {
   double val_fraction = 0.01;  // 0: no validation split
   uint64_t shard_tokens = 100'000'000;
   uint64_t seed = 0;  // of the validation split's hash
+  // Special tokens written in the text ("<|im_start|>") become their ids, as
+  // for chat-formatted data; off by default, so a corpus cannot inject them.
+  bool parse_special = false;
   // A text document longer than this is cut at a line boundary (counted in
   // the stats) so memory stays bounded even for a file with no blank lines.
   size_t max_document_bytes = 64u << 20;
