@@ -176,6 +176,7 @@ Axis make_axis(double lo, double hi, int target, double min_step) {
 // A tick label with just the digits the step needs: 0.5 -> "0.5", 2000 -> "2k"
 // when the axis runs past 10000.
 std::string tick_label(double v, double step, bool thousands) {
+  if (std::abs(v) < step * 1e-6) return "0";  // not "0k" or "-0.0"
   std::string suffix;
   if (thousands) {
     v /= 1000;
@@ -183,9 +184,7 @@ std::string tick_label(double v, double step, bool thousands) {
     suffix = "k";
   }
   const int decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
-  std::string s = fmt::format("{:.{}f}", v, decimals);
-  if (s.find_first_not_of("-0.") == std::string::npos) s = "0";  // no "-0.0"
-  return s + suffix;
+  return fmt::format("{:.{}f}{}", v, decimals, suffix);
 }
 
 std::string xml_escape(std::string_view s) {
@@ -254,7 +253,9 @@ std::string loss_plot_svg(const std::vector<MetricRecord>& records, const std::s
   const bool empty = train.empty() && val.empty();
   if (empty) x_lo = 0, x_hi = 1, y_lo = 0, y_hi = 1;
   const Axis x = make_axis(x_lo, x_hi, 8, /*min_step=*/1);  // steps are integers
-  const Axis y = make_axis(y_lo, y_hi, 6, 0);
+  // A little headroom, so no point sits on the frame (a loss never goes below 0).
+  const double y_pad = 0.04 * (y_hi - y_lo);
+  const Axis y = make_axis(y_lo >= 0 ? std::max(0.0, y_lo - y_pad) : y_lo - y_pad, y_hi + y_pad, 6, 0);
   const auto px = [&](double v) { return kLeft + (v - x.lo) / (x.hi - x.lo) * kPlotW; };
   const auto py = [&](double v) { return kTop + kPlotH - (v - y.lo) / (y.hi - y.lo) * kPlotH; };
 
@@ -314,13 +315,16 @@ std::string loss_plot_svg(const std::vector<MetricRecord>& records, const std::s
   if (!train.empty()) {
     s += "<g class=\"series\" id=\"train-loss\" data-series=\"train_loss\">\n";
     s += polyline(reduce_to_columns(train, x), kTrainColor, 1.2);
+    if (train.size() == 1)  // a one-vertex polyline draws nothing
+      s += fmt::format("<circle class=\"marker\" cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"2.5\" fill=\"{}\"/>\n",
+                       px(train[0].x), py(train[0].y), kTrainColor);
     s += "</g>\n";
   }
   if (!val.empty()) {
     s += "<g class=\"series\" id=\"val-loss\" data-series=\"val_loss\">\n";
     s += polyline(val, kValColor, 2);
-    // Markers only while they stay apart; hundreds of them would be a thick smear.
-    if (val.size() <= 200) {
+    // Markers only while they stay about 10 px apart; more would be a thick smear.
+    if (static_cast<double>(val.size()) <= kPlotW / 10) {
       for (const Point& p : val)
         s += fmt::format(
             "<circle class=\"marker\" cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"3.5\" fill=\"{}\" "
