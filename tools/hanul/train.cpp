@@ -118,7 +118,13 @@ int train_main(int argc, char** argv) {
     if (o->count() > 0)
       if (auto st = set_train_config_key(cfg, key, flags[key]); !st.ok())
         return fail("train", st.message(), kExitUsage);
-  if (opt.resume) cfg.out = resume_dir;
+  if (opt.resume) {
+    cfg.out = resume_dir;
+    for (auto& [key, o] : key_options) {
+      if (o->count() > 0 && key == "threads") opt.resume_threads = cfg.threads;
+      if (o->count() > 0 && key == "checkpoint_every") opt.resume_checkpoint_every = cfg.checkpoint_every;
+    }
+  }
   if (!opt.resume) {
     if (auto st = validate_train_config(cfg, 1); !st.ok()) return fail("train", st.message(), kExitUsage);
     std::error_code ec;

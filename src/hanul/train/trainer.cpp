@@ -111,8 +111,8 @@ Result<TrainSummary> run_training(TrainConfig cfg, const TrainRunOptions& option
     HANUL_ASSIGN_OR_RETURN(TrainConfig saved,
                            parse_train_config_json(ck.state.config_json, ckpt_dir + "/train_config.json"));
     saved.out = out;  // the folder may have moved
-    saved.threads = cfg.threads;
-    saved.checkpoint_every = cfg.checkpoint_every;
+    if (options.resume_threads) saved.threads = *options.resume_threads;
+    if (options.resume_checkpoint_every) saved.checkpoint_every = *options.resume_checkpoint_every;
     cfg = saved;
     if (ck.state.data_position != ck.model.step())
       return Error{fmt::format("train: {} is at step {} but its data position is {}", ckpt_dir, ck.model.step(),

@@ -47,9 +47,11 @@ struct TrainProgress {
 };
 
 struct TrainRunOptions {
-  // Continue the run in cfg.out from its checkpoint (the config is the
-  // checkpoint's; only threads and checkpoint_every may change).
+  // Continue the run in cfg.out from its checkpoint. The config is the
+  // checkpoint's; only these two may change, as they do not change the result.
   bool resume = false;
+  std::optional<int> resume_threads;
+  std::optional<int64_t> resume_checkpoint_every;
   std::function<void(const TrainProgress&)> on_step;      // rank 0
   std::function<void(const std::string&)> on_message;     // rank 0: what the run is doing
   const std::atomic<bool>* stop = nullptr;  // when set: save a checkpoint after this step and return
@@ -66,8 +68,8 @@ struct TrainSummary {
 };
 
 // Runs (or resumes) the training run described by cfg. With resume, cfg
-// supplies out, threads and checkpoint_every; everything else comes from the
-// checkpoint's train_config.json.
+// supplies only out; everything else comes from the checkpoint's
+// train_config.json and the resume_* overrides.
 Result<TrainSummary> run_training(TrainConfig cfg, const TrainRunOptions& options);
 
 }  // namespace hanul
