@@ -82,7 +82,8 @@ def tick_transform(plot, axis_class, coord):
           f"{axis_class}: labels disagree with data-value")
     mx = sum(values) / n
     my = sum(p[1] for p in pairs) / n
-    a = sum((v - mx) * (p[1] - my) for v, p in zip(values, pairs)) / sum((v - mx) ** 2 for v in values)
+    a = (sum((v - mx) * (p[1] - my) for v, p in zip(values, pairs)) /
+         sum((v - mx) ** 2 for v in values))
     b = my - a * mx
     worst = max(abs(a * v + b - p[1]) for v, p in zip(values, pairs))
     check(worst < 0.5, f"{axis_class}: ticks off a straight line by {worst:.2f} px")
@@ -98,7 +99,8 @@ def check_chart(svg_path, title, records, name):
     root = tree.getroot()
     check(root.tag == SVG + "svg", f"{name}: root is {root.tag}")
     width, height = float(root.get("width")), float(root.get("height"))
-    check(root.get("viewBox") == f"0 0 {root.get('width')} {root.get('height')}", f"{name}: viewBox")
+    check(root.get("viewBox") == f"0 0 {root.get('width')} {root.get('height')}",
+          f"{name}: viewBox")
     texts = ["".join(t.itertext()) for t in root.iter(SVG + "text")]
     check(title in texts, f"{name}: title {title!r} missing from {texts[:3]}")
     check("step" in texts and "loss" in texts, f"{name}: axis labels")
@@ -112,17 +114,21 @@ def check_chart(svg_path, title, records, name):
     attrs = {k: float(plot.get("data-" + k)) for k in
              ("x-min", "x-max", "y-min", "y-max", "left", "top", "width", "height")}
     check(0 <= attrs["left"] and attrs["left"] + attrs["width"] <= width and
-          0 <= attrs["top"] and attrs["top"] + attrs["height"] <= height, f"{name}: plot area off the page")
+          0 <= attrs["top"] and attrs["top"] + attrs["height"] <= height,
+          f"{name}: plot area off the page")
     ax, bx, xticks = tick_transform(plot, "x-ticks", "x")
     ay, by, yticks = tick_transform(plot, "y-ticks", "y")
     # The documented transform and the tick-derived one are the same map.
     for v in (attrs["x-min"], attrs["x-max"]):
-        doc = attrs["left"] + (v - attrs["x-min"]) / (attrs["x-max"] - attrs["x-min"]) * attrs["width"]
-        check(abs(ax * v + bx - doc) < 0.5, f"{name}: x transform: ticks say {ax * v + bx}, attrs {doc}")
+        frac = (v - attrs["x-min"]) / (attrs["x-max"] - attrs["x-min"])
+        doc = attrs["left"] + frac * attrs["width"]
+        check(abs(ax * v + bx - doc) < 0.5,
+              f"{name}: x transform: ticks say {ax * v + bx}, attrs {doc}")
     for v in (attrs["y-min"], attrs["y-max"]):
-        doc = attrs["top"] + attrs["height"] - (v - attrs["y-min"]) / (attrs["y-max"] - attrs["y-min"]) \
-            * attrs["height"]
-        check(abs(ay * v + by - doc) < 0.5, f"{name}: y transform: ticks say {ay * v + by}, attrs {doc}")
+        frac = (v - attrs["y-min"]) / (attrs["y-max"] - attrs["y-min"])
+        doc = attrs["top"] + attrs["height"] - frac * attrs["height"]
+        check(abs(ay * v + by - doc) < 0.5,
+              f"{name}: y transform: ticks say {ay * v + by}, attrs {doc}")
     check(abs(xticks[0] - attrs["x-min"]) < 1e-9 and abs(xticks[-1] - attrs["x-max"]) < 1e-6,
           f"{name}: x ticks do not span the axis")
 
@@ -140,9 +146,11 @@ def check_chart(svg_path, title, records, name):
             markers = [(float(c.get("cx")), float(c.get("cy"))) for c in g.findall(f"{SVG}circle")]
             check(len(markers) == len(want[key]), f"{name}: {len(markers)} markers for "
                                                   f"{len(want[key])} validation losses")
-            check(all(abs(m[0] - p[0]) < 0.01 and abs(m[1] - p[1]) < 0.01 for m, p in zip(markers, got)),
+            check(all(abs(m[0] - p[0]) < 0.01 and abs(m[1] - p[1]) < 0.01
+                      for m, p in zip(markers, got)),
                   f"{name}: markers are not on the line's vertices")
-        if not check(len(got) == len(want[key]), f"{name}: {key}: {len(got)} points, want {len(want[key])}"):
+        if not check(len(got) == len(want[key]),
+                     f"{name}: {key}: {len(got)} points, want {len(want[key])}"):
             continue
         bad = 0
         for (px, py), (step, loss) in zip(got, want[key]):
@@ -180,7 +188,8 @@ def main():
         write_jsonl(tmp / "many.jsonl", many, tail='{"step":1001,"tokens":81')  # torn tail
         for through_log in (False, True):
             name = "1000 steps" + (" via MetricsLog" if through_log else "")
-            p = run_tool(args.tool, tmp / "many.jsonl", tmp / "many.svg", "tiny: 1000 steps", through_log)
+            p = run_tool(args.tool, tmp / "many.jsonl", tmp / "many.svg", "tiny: 1000 steps",
+                         through_log)
             if check(p.returncode == 0, f"{name}: tool failed: {p.stderr}"):
                 series = check_chart(tmp / "many.svg", "tiny: 1000 steps", many, name)
                 check(len(series) == 2, f"{name}: {len(series)} series, want 2")
@@ -208,7 +217,8 @@ def main():
         # A bad line that is not the last one is an error naming it.
         (tmp / "bad.jsonl").write_text('{"step":1,"tokens":8}\n{"step":2,\n{"step":3,"tokens":8}\n')
         p = run_tool(args.tool, tmp / "bad.jsonl", tmp / "bad.svg", "bad")
-        check(p.returncode != 0 and "line 2" in p.stderr, f"bad: rc {p.returncode}, stderr {p.stderr!r}")
+        check(p.returncode != 0 and "line 2" in p.stderr,
+              f"bad: rc {p.returncode}, stderr {p.stderr!r}")
         check(not (tmp / "bad.svg").exists(), "bad: an SVG was written anyway")
 
     if failures:

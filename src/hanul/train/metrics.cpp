@@ -27,9 +27,12 @@ struct OptionalField {
   std::optional<double> MetricRecord::*member;
 };
 constexpr OptionalField kOptionalFields[] = {
-    {"train_loss", &MetricRecord::train_loss},     {"val_loss", &MetricRecord::val_loss},
-    {"lr", &MetricRecord::lr},                     {"grad_norm", &MetricRecord::grad_norm},
-    {"tokens_per_s", &MetricRecord::tokens_per_s}, {"elapsed_s", &MetricRecord::elapsed_s},
+    {"train_loss", &MetricRecord::train_loss},
+    {"val_loss", &MetricRecord::val_loss},
+    {"lr", &MetricRecord::lr},
+    {"grad_norm", &MetricRecord::grad_norm},
+    {"tokens_per_s", &MetricRecord::tokens_per_s},
+    {"elapsed_s", &MetricRecord::elapsed_s},
 };
 
 Result<int64_t> integer_field(const ordered_json& j, const char* key, bool required) {
@@ -104,9 +107,10 @@ Result<ParsedLog> parse_log(const std::string& text, const std::string& path) {
         log.dropped_torn = true;
         break;
       }
-      return Error{fmt::format("metrics: {} line {}: {} (a metrics.jsonl line is one JSON object "
-                               "with an integer \"step\"; fix or delete the line)",
-                               path, lines[i].number, r.message())};
+      return Error{
+          fmt::format("metrics: {} line {}: {} (a metrics.jsonl line is one JSON object "
+                      "with an integer \"step\"; fix or delete the line)",
+                      path, lines[i].number, r.message())};
     }
     log.records.push_back(std::move(r).value());
     log.lines.push_back(lines[i].text);
@@ -191,11 +195,20 @@ std::string xml_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -255,7 +268,8 @@ std::string loss_plot_svg(const std::vector<MetricRecord>& records, const std::s
   const Axis x = make_axis(x_lo, x_hi, 8, /*min_step=*/1);  // steps are integers
   // A little headroom, so no point sits on the frame (a loss never goes below 0).
   const double y_pad = 0.04 * (y_hi - y_lo);
-  const Axis y = make_axis(y_lo >= 0 ? std::max(0.0, y_lo - y_pad) : y_lo - y_pad, y_hi + y_pad, 6, 0);
+  const Axis y =
+      make_axis(y_lo >= 0 ? std::max(0.0, y_lo - y_pad) : y_lo - y_pad, y_hi + y_pad, 6, 0);
   const auto px = [&](double v) { return kLeft + (v - x.lo) / (x.hi - x.lo) * kPlotW; };
   const auto py = [&](double v) { return kTop + kPlotH - (v - y.lo) / (y.hi - y.lo) * kPlotH; };
 
@@ -282,17 +296,19 @@ std::string loss_plot_svg(const std::vector<MetricRecord>& records, const std::s
     const double v = x.tick(i), p = px(v);
     s += fmt::format(
         "<g class=\"tick\" data-value=\"{}\"><line x1=\"{:.2f}\" y1=\"{}\" x2=\"{:.2f}\" y2=\"{}\" "
-        "stroke=\"#e5e5e5\"/><line x1=\"{:.2f}\" y1=\"{}\" x2=\"{:.2f}\" y2=\"{}\" stroke=\"#888\"/>"
+        "stroke=\"#e5e5e5\"/><line x1=\"{:.2f}\" y1=\"{}\" x2=\"{:.2f}\" y2=\"{}\" "
+        "stroke=\"#888\"/>"
         "<text x=\"{:.2f}\" y=\"{}\">{}</text></g>\n",
-        v, p, kTop, p, kTop + kPlotH, p, kTop + kPlotH, p, kTop + kPlotH + 5, p,
-        kTop + kPlotH + 19, tick_label(v, x.step, thousands));
+        v, p, kTop, p, kTop + kPlotH, p, kTop + kPlotH, p, kTop + kPlotH + 5, p, kTop + kPlotH + 19,
+        tick_label(v, x.step, thousands));
   }
   s += "</g>\n<g class=\"y-ticks\" text-anchor=\"end\" fill=\"#444\">\n";
   for (int64_t i = 0; i < y.count; ++i) {
     const double v = y.tick(i), p = py(v);
     s += fmt::format(
         "<g class=\"tick\" data-value=\"{}\"><line x1=\"{}\" y1=\"{:.2f}\" x2=\"{}\" y2=\"{:.2f}\" "
-        "stroke=\"#e5e5e5\"/><line x1=\"{}\" y1=\"{:.2f}\" x2=\"{}\" y2=\"{:.2f}\" stroke=\"#888\"/>"
+        "stroke=\"#e5e5e5\"/><line x1=\"{}\" y1=\"{:.2f}\" x2=\"{}\" y2=\"{:.2f}\" "
+        "stroke=\"#888\"/>"
         "<text x=\"{}\" y=\"{:.2f}\">{}</text></g>\n",
         v, kLeft, p, kLeft + kPlotW, p, kLeft - 5, p, kLeft, p, kLeft - 8, p + 4,
         tick_label(v, y.step, false));
@@ -316,8 +332,9 @@ std::string loss_plot_svg(const std::vector<MetricRecord>& records, const std::s
     s += "<g class=\"series\" id=\"train-loss\" data-series=\"train_loss\">\n";
     s += polyline(reduce_to_columns(train, x), kTrainColor, 1.2);
     if (train.size() == 1)  // a one-vertex polyline draws nothing
-      s += fmt::format("<circle class=\"marker\" cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"2.5\" fill=\"{}\"/>\n",
-                       px(train[0].x), py(train[0].y), kTrainColor);
+      s += fmt::format(
+          "<circle class=\"marker\" cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"2.5\" fill=\"{}\"/>\n",
+          px(train[0].x), py(train[0].y), kTrainColor);
     s += "</g>\n";
   }
   if (!val.empty()) {
@@ -335,16 +352,19 @@ std::string loss_plot_svg(const std::vector<MetricRecord>& records, const std::s
   }
   if (empty)
     s += fmt::format(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">no loss recorded yet</text>\n",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">no loss recorded "
+        "yet</text>\n",
         kLeft + kPlotW / 2, kTop + kPlotH / 2);
   s += "</g>\n";
 
   // Axis titles.
   s += fmt::format(
-      "<text class=\"axis-label\" x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#222\">step</text>\n",
+      "<text class=\"axis-label\" x=\"{}\" y=\"{}\" text-anchor=\"middle\" "
+      "fill=\"#222\">step</text>\n",
       kLeft + kPlotW / 2, kHeight - 14);
   s += fmt::format(
-      "<text class=\"axis-label\" transform=\"translate(18 {}) rotate(-90)\" text-anchor=\"middle\" "
+      "<text class=\"axis-label\" transform=\"translate(18 {}) rotate(-90)\" "
+      "text-anchor=\"middle\" "
       "fill=\"#222\">loss</text>\n",
       kTop + kPlotH / 2);
 
@@ -353,7 +373,8 @@ std::string loss_plot_svg(const std::vector<MetricRecord>& records, const std::s
   s += "<g class=\"legend\" fill=\"#222\">\n";
   s += fmt::format(
       "<g class=\"legend-entry\" data-series=\"train_loss\"><line x1=\"{}\" y1=\"{}\" x2=\"{}\" "
-      "y2=\"{}\" stroke=\"{}\" stroke-width=\"1.5\"/><text x=\"{}\" y=\"{}\">train loss</text></g>\n",
+      "y2=\"{}\" stroke=\"{}\" stroke-width=\"1.5\"/><text x=\"{}\" y=\"{}\">train "
+      "loss</text></g>\n",
       lx, ly, lx + 24, ly, kTrainColor, lx + 30, ly + 4);
   s += fmt::format(
       "<g class=\"legend-entry\" data-series=\"val_loss\"><line x1=\"{}\" y1=\"{}\" x2=\"{}\" "
@@ -420,7 +441,8 @@ Result<MetricsLog> MetricsLog::open(const std::string& path, int64_t keep_up_to_
   HANUL_TRY(write_file_atomic(path, kept));
   log.fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (log.fd_ < 0)
-    return Error{fmt::format("metrics: cannot open {} for appending: {}", path, std::strerror(errno))};
+    return Error{
+        fmt::format("metrics: cannot open {} for appending: {}", path, std::strerror(errno))};
   return log;
 }
 

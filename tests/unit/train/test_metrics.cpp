@@ -1,5 +1,3 @@
-#include "hanul/train/metrics.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +8,7 @@
 #include <sstream>
 
 #include "hanul/base/mapped_file.h"
+#include "hanul/train/metrics.h"
 
 namespace hanul {
 namespace {
@@ -94,10 +93,12 @@ TEST(Metrics, RoundTripThroughLogAndReader) {
   }
   const std::string text = slurp(path);
   EXPECT_EQ(count_lines(text), 3u);
-  EXPECT_EQ(text.substr(0, text.find('\n')),
-            R"({"step":1,"tokens":4096,"train_loss":10.375,"lr":1e-07,"grad_norm":3.141592653589793,)"
-            R"("tokens_per_s":12345.678,"elapsed_s":0.1})");
-  EXPECT_EQ(text.find("train_loss", text.rfind("\"step\":3")), std::string::npos);  // absent, not null
+  EXPECT_EQ(
+      text.substr(0, text.find('\n')),
+      R"({"step":1,"tokens":4096,"train_loss":10.375,"lr":1e-07,"grad_norm":3.141592653589793,)"
+      R"("tokens_per_s":12345.678,"elapsed_s":0.1})");
+  EXPECT_EQ(text.find("train_loss", text.rfind("\"step\":3")),
+            std::string::npos);  // absent, not null
   auto back = read_metrics(path);
   ASSERT_TRUE(back.ok()) << back.message();
   ASSERT_EQ(back->size(), written.size());
@@ -126,14 +127,17 @@ TEST(Metrics, ResumeKeepsRecordsUpToTheCheckpointStep) {
   ASSERT_EQ(back->size(), 8u);
   for (size_t i = 0; i < back->size(); ++i) EXPECT_EQ((*back)[i].step, static_cast<int64_t>(i + 1));
   EXPECT_DOUBLE_EQ(*(*back)[5].train_loss, 5.0 - 0.6);  // kept from the first run
-  EXPECT_EQ(*(*back)[6].train_loss, 1.0);                // written by the resumed one
+  EXPECT_EQ(*(*back)[6].train_loss, 1.0);               // written by the resumed one
   // No temp file is left beside the log.
   size_t files = 0;
   for (const auto& e : fs::directory_iterator(dir.path)) files += e.is_regular_file();
   EXPECT_EQ(files, 1u);
 
   // A fresh run (-1) starts an empty log, step-0 records included.
-  spit(path, R"({"step":0,"tokens":0,"val_loss":11.0})" "\n" R"({"step":1,"tokens":8})" "\n");
+  spit(path, R"({"step":0,"tokens":0,"val_loss":11.0})"
+             "\n"
+             R"({"step":1,"tokens":8})"
+             "\n");
   auto fresh = MetricsLog::open(path, -1);
   ASSERT_TRUE(fresh.ok()) << fresh.message();
   EXPECT_TRUE(fresh->records().empty());
@@ -143,18 +147,23 @@ TEST(Metrics, ResumeKeepsRecordsUpToTheCheckpointStep) {
 TEST(Metrics, ResumeKeepsUnknownKeysOfKeptLines) {
   TempDir dir;
   const std::string path = dir.file("metrics.jsonl");
-  spit(path, R"({"step":1,"tokens":8,"train_loss":3.5,"future_field":[1,2]})" "\n"
-             R"({"step":2,"tokens":16,"train_loss":3.25})" "\n");
+  spit(path, R"({"step":1,"tokens":8,"train_loss":3.5,"future_field":[1,2]})"
+             "\n"
+             R"({"step":2,"tokens":16,"train_loss":3.25})"
+             "\n");
   auto log = MetricsLog::open(path, 1);
   ASSERT_TRUE(log.ok()) << log.message();
-  EXPECT_EQ(slurp(path), R"({"step":1,"tokens":8,"train_loss":3.5,"future_field":[1,2]})" "\n");
+  EXPECT_EQ(slurp(path), R"({"step":1,"tokens":8,"train_loss":3.5,"future_field":[1,2]})"
+                         "\n");
 }
 
 TEST(Metrics, TornLastLineIsDropped) {
   TempDir dir;
   const std::string path = dir.file("metrics.jsonl");
-  const std::string good = R"({"step":1,"tokens":8,"train_loss":3.5})" "\n"
-                           R"({"step":2,"tokens":16,"train_loss":3.25})" "\n";
+  const std::string good = R"({"step":1,"tokens":8,"train_loss":3.5})"
+                           "\n"
+                           R"({"step":2,"tokens":16,"train_loss":3.25})"
+                           "\n";
   // Killed in the middle of a line: no newline.
   spit(path, good + R"({"step":3,"tokens":24,"train_lo)");
   auto r = read_metrics(path);
@@ -187,13 +196,15 @@ TEST(Metrics, TornLastLineIsDropped) {
 TEST(Metrics, BadLinesAreErrorsThatNameTheLine) {
   TempDir dir;
   const std::string path = dir.file("metrics.jsonl");
-  const std::string last = R"({"step":9,"tokens":8})" "\n";
+  const std::string last = R"({"step":9,"tokens":8})"
+                           "\n";
   const std::pair<std::string, std::string> cases[] = {
       {"{\"step\":1,\"tokens\":8}\n\nnot json\n", "line 3: not JSON"},
       {"{\"step\":1,\"tokens\":8}\n[1,2]\n", "line 2: not a JSON object"},
       {"{\"tokens\":8}\n", "line 1: no \"step\""},
       {"{\"step\":1.5}\n", "line 1: \"step\" is 1.5, not an integer"},
-      {"{\"step\":1,\"train_loss\":\"high\"}\n", "line 1: \"train_loss\" is \"high\", not a number"},
+      {"{\"step\":1,\"train_loss\":\"high\"}\n",
+       "line 1: \"train_loss\" is \"high\", not a number"},
   };
   for (const auto& [text, want] : cases) {
     spit(path, text + last);  // a good last line: the bad one is not the torn tail
@@ -218,7 +229,8 @@ TEST(Metrics, NonFiniteValuesAreNullInTheFileAndNaNInMemory) {
   MetricRecord r = rec(1, std::numeric_limits<double>::quiet_NaN());
   r.grad_norm = std::numeric_limits<double>::infinity();
   ASSERT_TRUE(log->append(r).ok());
-  EXPECT_EQ(slurp(path), R"({"step":1,"tokens":4096,"train_loss":null,"grad_norm":null})" "\n");
+  EXPECT_EQ(slurp(path), R"({"step":1,"tokens":4096,"train_loss":null,"grad_norm":null})"
+                         "\n");
   auto back = read_metrics(path);
   ASSERT_TRUE(back.ok()) << back.message();
   ASSERT_EQ(back->size(), 1u);
