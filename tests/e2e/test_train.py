@@ -252,3 +252,36 @@ def test_corrupt_checkpoint_is_refused(reference_run, tmp_path):
     f.write_bytes(bytes(b))
     r = hanul("train", "--resume", run)
     assert r.returncode == 1 and "corrupt" in r.stderr
+
+
+def mpirun_cmd(n):
+    """mpirun with the flags tests/mpi.cmake uses for Open MPI on one machine, as root, without a network."""
+    import shutil
+    exe = shutil.which("mpirun") or shutil.which("mpiexec")
+    if exe is None:
+        pytest.fail("mpirun is not installed (scripts/setup installs openmpi-bin)")
+    return [exe, "-np", str(n), "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
+            "--mca", "btl_vader_single_copy_mechanism", "none"]
+
+
+def test_two_mpi_ranks_match_one_rank_with_accumulation(data, config, tmp_path):
+    """2 ranks x batch 2 against 1 rank x batch 4 in 2 micro-batches: the same loss curve."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    common = ["train", "--config", config, "--data", data, "--steps", 12, "--eval-every", 6, "--threads", 1]
+    one = tmp_path / "one"
+    r = hanul(*common, "--out", one, "--grad-accum", 2)
+    assert r.returncode == 0, r.stderr
+    two = tmp_path / "two"
+    r = subprocess.run(mpirun_cmd(2) + [HANUL, *map(str, common), "--out", str(two), "--grad-accum", "1"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "over 2 rank(s)" in r.stderr  # really data-parallel, not two independent runs
+    a, b = records(one), records(two)
+    assert [x["step"] for x in a] == [x["step"] for x in b] == list(range(1, 13))
+    for x, y in zip(a, b):
+        assert abs(x["train_loss"] - y["train_loss"]) <= 1e-4 * abs(x["train_loss"]), (x, y)
+        assert abs(x["grad_norm"] - y["grad_norm"]) <= 1e-3 * abs(x["grad_norm"]), (x, y)
+        if "val_loss" in x:
+            assert abs(x["val_loss"] - y["val_loss"]) <= 1e-4 * abs(x["val_loss"]), (x, y)
+    # Only rank 0 writes: one metrics line per step, one checkpoint.
+    assert len(b) == 12 and (two / "checkpoint" / "manifest.json").is_file()

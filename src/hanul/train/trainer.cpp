@@ -169,7 +169,7 @@ Result<TrainSummary> run_training(TrainConfig cfg, const TrainRunOptions& option
     fs::create_directories(out, ec);
     if (ec) return Error{fmt::format("train: cannot create {}: {}", out, ec.message())};
     HANUL_ASSIGN_OR_RETURN(extra, tokenizer_files(cfg.tokenizer, (fs::path(out) / "tokenizer.tmp").string()));
-    HANUL_ASSIGN_OR_RETURN(MetricsLog m, MetricsLog::open((fs::path(out) / "metrics.jsonl").string(), model->step()));
+    HANUL_ASSIGN_OR_RETURN(MetricsLog m, MetricsLog::open((fs::path(out) / "metrics.jsonl").string(), options.resume ? model->step() : -1));
     metrics.emplace(std::move(m));
   }
 
