@@ -77,18 +77,18 @@ const float* f(const Tensor& t) { return static_cast<const float*>(t.data); }
 float* g(const Tensor& t) { return static_cast<float*>(const_cast<void*>(t.data)); }
 
 // The activations of one layer that its backward reads (shapes for N = B·T rows).
+// The cheap elementwise ones are not kept but recomputed by the backward with the
+// same kernels (so with the same bits): attn_norm(x_in), ffn_norm(x_mid) and
+// silu(gate)·up would cost 2·n_embd + n_ff floats a token a layer.
 struct LayerActs {
   std::vector<float> x_in;   // (N, n_embd) residual stream entering the layer
-  std::vector<float> xn1;    // (N, n_embd) attn_norm(x_in)
   std::vector<float> q;      // (N, n_head, head_dim) after rope
   std::vector<float> k;      // (N, n_head_kv, head_dim) after rope
   std::vector<float> v;      // (N, n_head_kv, head_dim)
   std::vector<float> att;    // (N, n_head, head_dim) attention output
   std::vector<float> x_mid;  // (N, n_embd) residual stream after attention
-  std::vector<float> xn2;    // (N, n_embd) ffn_norm(x_mid)
   std::vector<float> gate;   // (N, n_ff)
   std::vector<float> up;     // (N, n_ff)
-  std::vector<float> act;    // (N, n_ff) silu(gate) * up
 };
 
 Status check_batch(const TokenBatch& b, int64_t n_vocab) {
@@ -273,26 +273,25 @@ static void forward_pass(const ModelConfig& c, const Weights& w, const std::vect
 
   LayerActs tmp;  // without `acts`, one set of buffers reused by every layer
   std::vector<float> proj(static_cast<size_t>(N * E));  // (N, n_embd) a block's output
+  std::vector<float> xn(static_cast<size_t>(N * E));    // (N, n_embd) attn_norm(x), then ffn_norm(x)
+  std::vector<float> act(static_cast<size_t>(N * F));   // (N, n_ff) silu(gate) * up
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w.layers[static_cast<size_t>(il)];
     LayerActs& A = acts ? (*acts)[static_cast<size_t>(il)] : tmp;
     if (acts) A.x_in = x;
-    A.xn1.resize(x.size());
     A.q.resize(static_cast<size_t>(N * qd));
     A.k.resize(static_cast<size_t>(N * kvd));
     A.v.resize(static_cast<size_t>(N * kvd));
     A.att.resize(static_cast<size_t>(N * qd));
-    A.xn2.resize(x.size());
     A.gate.resize(static_cast<size_t>(N * F));
     A.up.resize(static_cast<size_t>(N * F));
-    A.act.resize(static_cast<size_t>(N * F));
 
     // Attention block: x = x + Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-    cpu::rmsnorm(A.xn1.data(), x.data(), f(L.attn_norm), N, E, c.rms_eps);
-    cpu::matmul(A.xn1.data(), N, E, L.wq.data, DType::F32, qd, L.bq.data ? f(L.bq) : nullptr, A.q.data(), pool);
-    cpu::matmul(A.xn1.data(), N, E, L.wk.data, DType::F32, kvd, L.bk.data ? f(L.bk) : nullptr, A.k.data(), pool);
-    cpu::matmul(A.xn1.data(), N, E, L.wv.data, DType::F32, kvd, L.bv.data ? f(L.bv) : nullptr, A.v.data(), pool);
+    cpu::rmsnorm(xn.data(), x.data(), f(L.attn_norm), N, E, c.rms_eps);
+    cpu::matmul(xn.data(), N, E, L.wq.data, DType::F32, qd, L.bq.data ? f(L.bq) : nullptr, A.q.data(), pool);
+    cpu::matmul(xn.data(), N, E, L.wk.data, DType::F32, kvd, L.bk.data ? f(L.bk) : nullptr, A.k.data(), pool);
+    cpu::matmul(xn.data(), N, E, L.wv.data, DType::F32, kvd, L.bv.data ? f(L.bv) : nullptr, A.v.data(), pool);
     cpu::rope(A.q.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
     cpu::rope(A.k.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
     for (int64_t b = 0; b < B; ++b)
@@ -303,11 +302,11 @@ static void forward_pass(const ModelConfig& c, const Weights& w, const std::vect
     if (acts) A.x_mid = x;
 
     // Feed-forward block (SwiGLU): x = x + W_down · (silu(W_gate·n(x)) * W_up·n(x))
-    cpu::rmsnorm(A.xn2.data(), x.data(), f(L.ffn_norm), N, E, c.rms_eps);
-    cpu::matmul(A.xn2.data(), N, E, L.w_gate.data, DType::F32, F, nullptr, A.gate.data(), pool);
-    cpu::matmul(A.xn2.data(), N, E, L.w_up.data, DType::F32, F, nullptr, A.up.data(), pool);
-    cpu::swiglu(A.act.data(), A.gate.data(), A.up.data(), N * F);
-    cpu::matmul(A.act.data(), N, F, L.w_down.data, DType::F32, E, nullptr, proj.data(), pool);
+    cpu::rmsnorm(xn.data(), x.data(), f(L.ffn_norm), N, E, c.rms_eps);
+    cpu::matmul(xn.data(), N, E, L.w_gate.data, DType::F32, F, nullptr, A.gate.data(), pool);
+    cpu::matmul(xn.data(), N, E, L.w_up.data, DType::F32, F, nullptr, A.up.data(), pool);
+    cpu::swiglu(act.data(), A.gate.data(), A.up.data(), N * F);
+    cpu::matmul(act.data(), N, F, L.w_down.data, DType::F32, E, nullptr, proj.data(), pool);
     for (int64_t i = 0; i < N * E; ++i) x[i] += proj[i];
   }
   x_final = std::move(x);
@@ -348,18 +347,24 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
       targets[static_cast<size_t>(b * T + t)] = batch.ids[static_cast<size_t>(b * batch.n_cols + t + 1)];
       inputs[static_cast<size_t>(b * T + t)] = batch.ids[static_cast<size_t>(b * batch.n_cols + t)];
     }
-  std::vector<float> dlogits(logits.size(), 0.0f);  // (N, n_vocab)
-  const float loss = ref::cross_entropy(dlogits.data(), logits.data(), targets.data(), N, V, loss_scale);
+  // The gradient is written over the logits, which nothing reads again: (N, n_vocab)
+  // is the step's largest buffer, and one of it is enough.
+  const float loss = cpu::cross_entropy_in_place(logits.data(), targets.data(), N, V, loss_scale, pool);
+  std::vector<float>& dlogits = logits;  // (N, n_vocab) from here on
 
   // Backward, in the reverse order of forward_pass. Every *_backward accumulates,
   // so the scratch gradients are zeroed before each use; dx, the gradient of the
   // residual stream, collects both branches of each residual add.
   std::vector<float> dxf(static_cast<size_t>(N * E), 0.0f);  // (N, n_embd)
   cpu::matmul_backward(dxf.data(), g(gw.output), nullptr, dlogits.data(), xf.data(), f(w.output), N, E, V, pool);
+  std::vector<float>().swap(logits);  // freed before the layers' scratch is allocated
   std::vector<float> dx(static_cast<size_t>(N * E), 0.0f);  // (N, n_embd)
-  ref::rmsnorm_backward(dx.data(), g(gw.output_norm), dxf.data(), x_final.data(), f(w.output_norm), N, E, c.rms_eps);
+  cpu::rmsnorm_backward(dx.data(), g(gw.output_norm), dxf.data(), x_final.data(), f(w.output_norm), N, E, c.rms_eps,
+                        pool);
 
   std::vector<float> dxn(static_cast<size_t>(N * E));     // (N, n_embd) gradient of a normed input
+  std::vector<float> xn(static_cast<size_t>(N * E));      // (N, n_embd) a normed input, recomputed
+  std::vector<float> act(static_cast<size_t>(N * F));     // (N, n_ff) silu(gate) * up, recomputed
   std::vector<float> dact(static_cast<size_t>(N * F));    // (N, n_ff)
   std::vector<float> dgate(static_cast<size_t>(N * F));   // (N, n_ff)
   std::vector<float> dup(static_cast<size_t>(N * F));     // (N, n_ff)
@@ -376,15 +381,18 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
     const LayerActs& A = acts[static_cast<size_t>(il)];
 
     // Feed-forward block, backward.
+    cpu::swiglu(act.data(), A.gate.data(), A.up.data(), N * F);
     zero(dact);
-    cpu::matmul_backward(dact.data(), g(G.w_down), nullptr, dx.data(), A.act.data(), f(L.w_down), N, F, E, pool);
+    cpu::matmul_backward(dact.data(), g(G.w_down), nullptr, dx.data(), act.data(), f(L.w_down), N, F, E, pool);
     zero(dgate);
     zero(dup);
-    ref::swiglu_backward(dgate.data(), dup.data(), dact.data(), A.gate.data(), A.up.data(), N * F);
+    cpu::swiglu_backward(dgate.data(), dup.data(), dact.data(), A.gate.data(), A.up.data(), N * F, pool);
+    cpu::rmsnorm(xn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps);
     zero(dxn);
-    cpu::matmul_backward(dxn.data(), g(G.w_gate), nullptr, dgate.data(), A.xn2.data(), f(L.w_gate), N, E, F, pool);
-    cpu::matmul_backward(dxn.data(), g(G.w_up), nullptr, dup.data(), A.xn2.data(), f(L.w_up), N, E, F, pool);
-    ref::rmsnorm_backward(dx.data(), g(G.ffn_norm), dxn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps);
+    cpu::matmul_backward(dxn.data(), g(G.w_gate), nullptr, dgate.data(), xn.data(), f(L.w_gate), N, E, F, pool);
+    cpu::matmul_backward(dxn.data(), g(G.w_up), nullptr, dup.data(), xn.data(), f(L.w_up), N, E, F, pool);
+    cpu::rmsnorm_backward(dx.data(), g(G.ffn_norm), dxn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps,
+                          pool);
 
     // Attention block, backward.
     zero(datt);
@@ -396,19 +404,21 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
       cpu::attention_backward(&dq[b * T * qd], &dk[b * T * kvd], &dv[b * T * kvd], &datt[b * T * qd],
                               &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head, n_head_kv,
                               static_cast<int>(hd), 0, scale, pool);
-    ref::rope_backward(dq.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq_.data(), c.rope_layout);
-    ref::rope_backward(dk.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq_.data(),
+    cpu::rope_backward(dq.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq_.data(), c.rope_layout);
+    cpu::rope_backward(dk.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq_.data(),
                        c.rope_layout);
+    cpu::rmsnorm(xn.data(), A.x_in.data(), f(L.attn_norm), N, E, c.rms_eps);
     zero(dxn);
-    cpu::matmul_backward(dxn.data(), g(G.wq), G.bq.data ? g(G.bq) : nullptr, dq.data(), A.xn1.data(), f(L.wq), N,
-                         E, qd, pool);
-    cpu::matmul_backward(dxn.data(), g(G.wk), G.bk.data ? g(G.bk) : nullptr, dk.data(), A.xn1.data(), f(L.wk), N,
-                         E, kvd, pool);
-    cpu::matmul_backward(dxn.data(), g(G.wv), G.bv.data ? g(G.bv) : nullptr, dv.data(), A.xn1.data(), f(L.wv), N,
-                         E, kvd, pool);
-    ref::rmsnorm_backward(dx.data(), g(G.attn_norm), dxn.data(), A.x_in.data(), f(L.attn_norm), N, E, c.rms_eps);
+    cpu::matmul_backward(dxn.data(), g(G.wq), G.bq.data ? g(G.bq) : nullptr, dq.data(), xn.data(), f(L.wq), N, E,
+                         qd, pool);
+    cpu::matmul_backward(dxn.data(), g(G.wk), G.bk.data ? g(G.bk) : nullptr, dk.data(), xn.data(), f(L.wk), N, E,
+                         kvd, pool);
+    cpu::matmul_backward(dxn.data(), g(G.wv), G.bv.data ? g(G.bv) : nullptr, dv.data(), xn.data(), f(L.wv), N, E,
+                         kvd, pool);
+    cpu::rmsnorm_backward(dx.data(), g(G.attn_norm), dxn.data(), A.x_in.data(), f(L.attn_norm), N, E, c.rms_eps,
+                          pool);
   }
-  ref::embedding_backward(g(gw.token_embd), dx.data(), inputs.data(), N, E);
+  cpu::embedding_backward(g(gw.token_embd), dx.data(), inputs.data(), N, E);
   return loss;
 }
 
@@ -416,13 +426,20 @@ float TrainableModel::apply_step(const AdamWParams& hp, float max_grad_norm) {
   std::vector<GradSpan> spans;
   for (Param& p : params_) spans.push_back({p.grad.data(), static_cast<int64_t>(p.grad.size())});
   const int n = static_cast<int>(spans.size());
-  const float norm = max_grad_norm > 0 ? ref::clip_grad_norm(spans.data(), n, max_grad_norm)
-                                       : ref::grad_norm(spans.data(), n);
+  // The process-wide pool (train_step.h's apply_step takes none); the results do not
+  // depend on its size.
+  ThreadPool* pool = &default_pool();
+  const float norm = max_grad_norm > 0 ? cpu::clip_grad_norm(spans.data(), n, max_grad_norm, pool)
+                                       : cpu::grad_norm(spans.data(), n, pool);
   ++step_;
-  for (Param& p : params_)
-    ref::adamw(p.value.data(), p.grad.data(), p.m.data(), p.v.data(), static_cast<int64_t>(p.value.size()), hp,
-               step_);
-  zero_grad();
+  for (Param& p : params_) {
+    const int64_t size = static_cast<int64_t>(p.value.size());
+    cpu::adamw(p.value.data(), p.grad.data(), p.m.data(), p.v.data(), size, hp, step_, pool);
+    float* grad = p.grad.data();
+    parallel_for(pool, size, 1 << 16, [&](int64_t i0, int64_t i1) {  // zero_grad, in parallel
+      std::memset(grad + i0, 0, static_cast<size_t>(i1 - i0) * sizeof(float));
+    });
+  }
   return norm;
 }
 

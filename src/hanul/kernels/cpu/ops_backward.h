@@ -28,8 +28,7 @@ void embedding_backward(float* demb, const float* dout, const int32_t* tokens, i
                         int64_t n_embd);
 
 // Rows in parallel for dx; dweight summed over the rows in row order by column
-// blocks, so it is bit-identical to ref::'s order (its per-row sums are float, as
-// cpu::rmsnorm's forward, where ref:: sums in double).
+// blocks, with ref::'s arithmetic in ref::'s order: bit-identical to ref::.
 void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x,
                       const float* weight, int64_t rows, int64_t n, float eps, ThreadPool* pool);
 
@@ -41,8 +40,7 @@ void rope_backward(float* dx, int64_t n_tokens, int n_heads, int head_dim, const
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t n, ThreadPool* pool);
 
-// ref::cross_entropy, rows in parallel; the per-row losses are summed in row order
-// in double at the end.
+// ref::cross_entropy, rows in parallel with ref::'s arithmetic per row: bit-identical.
 float cross_entropy(float* dlogits, const float* logits, const int32_t* targets, int64_t n_tokens,
                     int64_t n_vocab, float dloss, ThreadPool* pool);
 // The same loss, with the gradient dloss · (softmax - onehot) / n_valid WRITTEN over
