@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""One training step (forward + backward + clip_grad_norm_ + AdamW, float32) of
+hanul (build/bench/train_bench) against PyTorch at the same Llama shape, the two
+run ALTERNATELY `--rounds` times (this machine's memory bandwidth swings, so a
+ratio of interleaved runs is fairer than two separate series). Prints each run
+and the ratio of the medians, tokens/s and peak RSS both sides.
+
+  bench_train_pytorch.py --bench build-bwd/bench/train_bench --shape 15m -t 2
+
+PyTorch side: transformers' LlamaForCausalLM (tied like llama2.c), AdamW
+(lr 1e-4, wd 0.1), clip_grad_norm_(1.0), torch.set_num_threads(t). Each side
+runs in its own process so its peak RSS (ru_maxrss) is its own.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+SHAPES = {
+    # llama2.c's stories15M: dim 288, 6 layers, 6 heads, ffn 768, vocab 32000
+    "15m": dict(dim=288, layers=6, heads=6, ffn=768, vocab=32000, seq=256, batch=8),
+    # ~110M: dim 768, 12 layers, 12 heads, ffn 2048 (tied embeddings)
+    "100m": dict(dim=768, layers=12, heads=12, ffn=2048, vocab=32000, seq=256, batch=4),
+}
+
+TORCH_CHILD = r"""
+import json, resource, sys, time, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+s = json.loads(sys.argv[1]); t = int(sys.argv[2]); steps = int(sys.argv[3]); warmup = int(sys.argv[4])
+torch.set_num_threads(t)
+torch.manual_seed(0)
+cfg = LlamaConfig(vocab_size=s["vocab"], hidden_size=s["dim"], intermediate_size=s["ffn"],
+                  num_hidden_layers=s["layers"], num_attention_heads=s["heads"],
+                  num_key_value_heads=s["heads"], max_position_embeddings=s["seq"],
+                  rms_norm_eps=1e-5, tie_word_embeddings=True, attn_implementation="eager")
+model = LlamaForCausalLM(cfg).float()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+secs = 0.0
+for i in range(warmup + steps):
+    ids = torch.randint(0, s["vocab"], (s["batch"], s["seq"] + 1))
+    t0 = time.perf_counter()
+    out = model(input_ids=ids[:, :-1])
+    loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, s["vocab"]), ids[:, 1:].reshape(-1))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    t1 = time.perf_counter()
+    if i >= warmup:
+        secs += t1 - t0
+tokens = steps * s["batch"] * s["seq"]
+print(json.dumps({"impl": "torch", "params": sum(p.numel() for p in model.parameters()), "threads": t,
+                  "steps": steps, "tokens_per_s": tokens / secs, "s_per_step": secs / steps,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                  "last_loss": float(loss)}))
+"""
+
+
+def run_hanul(bench, s, t, steps, warmup):
+    args = [bench] + [x for k, v in s.items() for x in (f"--{k}", str(v))]
+    args += ["--tied", "1", "--steps", str(steps), "--warmup", str(warmup), "-t", str(t)]
+    return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+
+
+def run_torch(s, t, steps, warmup):
+    out = subprocess.run([sys.executable, "-c", TORCH_CHILD, json.dumps(s), str(t), str(steps), str(warmup)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", default="build/bench/train_bench")
+    ap.add_argument("--shape", choices=SHAPES, default="15m")
+    ap.add_argument("-t", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    s = SHAPES[a.shape]
+    h, p = [], []
+    for r in range(a.rounds):
+        h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup))
+        p.append(run_torch(s, a.t, a.steps, a.warmup))
+        print(f"round {r}: hanul {h[-1]['tokens_per_s']:.0f} tok/s ({h[-1]['peak_rss_mb']:.0f} MB)  "
+              f"torch {p[-1]['tokens_per_s']:.0f} tok/s ({p[-1]['peak_rss_mb']:.0f} MB)", flush=True)
+    ht = statistics.median(x["tokens_per_s"] for x in h)
+    pt = statistics.median(x["tokens_per_s"] for x in p)
+    # FLOPs: 6 · params · tokens for the matmuls, plus attention's QKᵀ and PV
+    # (forward 2·2·T·dim per token over the causal half, times 3 with the backward).
+    attn = 6 * s["layers"] * s["seq"] * s["dim"]  # per token, causal (half of 12·L·T·d)
+    flop_tok = 6 * h[0]["params"] + attn
+    peak = 234e9
+    print(json.dumps({"shape": a.shape, "threads": a.t, "hanul_tokens_per_s": round(ht, 1),
+                      "torch_tokens_per_s": round(pt, 1), "ratio_hanul_over_torch": round(ht / pt, 3),
+                      "hanul_peak_rss_mb": max(x["peak_rss_mb"] for x in h),
+                      "torch_peak_rss_mb": max(x["peak_rss_mb"] for x in p),
+                      "params_hanul": h[0]["params"], "params_torch": p[0]["params"],
+                      "hanul_pct_of_fp32_peak": round(100 * ht * flop_tok / peak, 1),
+                      "torch_pct_of_fp32_peak": round(100 * pt * flop_tok / peak, 1)}))
+
+
+if __name__ == "__main__":
+    main()

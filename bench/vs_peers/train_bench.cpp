@@ -1,0 +1,87 @@
+// hanul's side of bench_train_pytorch.py: times train_step (forward + backward +
+// clip + AdamW, float32) of a randomly initialised Llama of a given shape on
+// random token ids, and prints one JSON line: tokens/s and peak RSS.
+//   train_bench --dim 288 --layers 6 --heads 6 --ffn 768 --vocab 32000 --seq 256 --batch 8
+//               [--tied 1] [--steps 3] [--warmup 1] [-t 2]
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "hanul/base/thread_pool.h"
+#include "hanul/train/train_step.h"
+
+using namespace hanul;
+
+int main(int argc, char** argv) {
+  int64_t dim = 288, layers = 6, heads = 6, ffn = 768, vocab = 32000, seq = 256, batch = 8;
+  int steps = 3, warmup = 1, threads = 2, tied = 1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    const long long v = std::atoll(argv[i + 1]);
+    if (a == "--dim") dim = v;
+    else if (a == "--layers") layers = v;
+    else if (a == "--heads") heads = v;
+    else if (a == "--ffn") ffn = v;
+    else if (a == "--vocab") vocab = v;
+    else if (a == "--seq") seq = v;
+    else if (a == "--batch") batch = v;
+    else if (a == "--steps") steps = static_cast<int>(v);
+    else if (a == "--warmup") warmup = static_cast<int>(v);
+    else if (a == "--tied") tied = static_cast<int>(v);
+    else if (a == "-t") threads = static_cast<int>(v);
+    else {
+      std::fprintf(stderr, "train_bench: unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  ModelConfig c;
+  c.n_vocab = vocab;
+  c.n_embd = dim;
+  c.n_layer = layers;
+  c.n_head = heads;
+  c.n_head_kv = heads;
+  c.head_dim = dim / heads;
+  c.n_ff = ffn;
+  c.n_ctx_train = seq;
+  c.tie_embeddings = tied != 0;
+  auto model = TrainableModel::init_random(c, 1, 0.02f);
+  if (!model.ok()) {
+    std::fprintf(stderr, "train_bench: %s\n", model.message().c_str());
+    return 1;
+  }
+  set_default_threads(threads);
+  ThreadPool* pool = &default_pool();
+  std::mt19937 rng(7);
+  std::vector<int32_t> ids(static_cast<size_t>(batch * (seq + 1)));
+  AdamWParams hp;
+  hp.lr = 1e-4;
+  hp.weight_decay = 0.1;
+  double seconds = 0;
+  float loss = 0;
+  for (int s = 0; s < warmup + steps; ++s) {
+    for (auto& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = train_step(*model, {ids, batch, seq + 1}, hp, 1.0f, 1, pool);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (!r.ok()) {
+      std::fprintf(stderr, "train_bench: %s\n", r.message().c_str());
+      return 1;
+    }
+    loss = r->loss;
+    if (s >= warmup) seconds += std::chrono::duration<double>(t1 - t0).count();
+  }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const double tokens = static_cast<double>(steps) * static_cast<double>(batch * seq);
+  std::printf("{\"impl\": \"hanul\", \"params\": %lld, \"threads\": %d, \"steps\": %d, \"tokens_per_s\": %.1f, "
+              "\"s_per_step\": %.4f, \"peak_rss_mb\": %.1f, \"last_loss\": %.4f}\n",
+              static_cast<long long>(model->n_params()), threads, steps, tokens / seconds, seconds / steps,
+              static_cast<double>(ru.ru_maxrss) / 1024.0, loss);
+  return 0;
+}
