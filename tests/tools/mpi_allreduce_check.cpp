@@ -92,17 +92,18 @@ struct Checker {
       if (!ok && bad++ == 0) first = i;
     }
     if (bad)
-      fail(fmt::format("allreduce_sum<{}> n={}: {} of {} elements off the local sum, first [{}] "
-                       "= {} want {}",
-                       type, n, bad, n, first, data[first], want[first]));
+      fail(
+          fmt::format("allreduce_sum<{}> n={}: {} of {} elements off the local sum, first [{}] "
+                      "= {} want {}",
+                      type, n, bad, n, first, data[first], want[first]));
 
     // Same bits on every rank: rank 0's hash against each rank's own.
     const uint64_t mine = fnv1a(data.data(), data.size() * sizeof(T));
     uint64_t root = mine;
     check_status(comm->broadcast(&root, sizeof root, 0), "broadcast of the hash");
     if (root != mine)
-      fail(fmt::format("allreduce_sum<{}> n={}: rank 0 holds hash {:016x}, this rank {:016x}",
-                       type, n, root, mine));
+      fail(fmt::format("allreduce_sum<{}> n={}: rank 0 holds hash {:016x}, this rank {:016x}", type,
+                       n, root, mine));
   }
 
   void broadcast(int64_t bytes, int root) {
@@ -119,7 +120,8 @@ struct Checker {
   void barrier() {
     using clock = std::chrono::steady_clock;
     // Rank size-1 enters late: nobody may leave before its entry time.
-    if (comm->rank() == comm->size() - 1) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (comm->rank() == comm->size() - 1)
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     const double entered = std::chrono::duration<double>(clock::now().time_since_epoch()).count();
     check_status(comm->barrier(), "barrier");
     const double left = std::chrono::duration<double>(clock::now().time_since_epoch()).count();
@@ -161,12 +163,12 @@ int run(int argc, char** argv) {
   }
   Communicator* comm = *world;
   if (comm->size() != want_ranks) {
-    fmt::print(stderr,
-               "mpi_allreduce_check: FAIL: a group of {} ranks, want {} (hanul built with MPI: {}); "
-               "run it as `mpirun -np {} mpi_allreduce_check` from a build configured with OpenMPI "
-               "installed (scripts/setup installs libopenmpi-dev openmpi-bin)\n",
-               comm->size(), want_ranks, Communicator::built_with_mpi() ? "yes" : "no",
-               want_ranks);
+    fmt::print(
+        stderr,
+        "mpi_allreduce_check: FAIL: a group of {} ranks, want {} (hanul built with MPI: {}); "
+        "run it as `mpirun -np {} mpi_allreduce_check` from a build configured with OpenMPI "
+        "installed (scripts/setup installs libopenmpi-dev openmpi-bin)\n",
+        comm->size(), want_ranks, Communicator::built_with_mpi() ? "yes" : "no", want_ranks);
     return 1;
   }
 

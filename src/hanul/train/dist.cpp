@@ -34,7 +34,8 @@ int64_t chunk_from_env() {
 }
 
 // The variable that names the launcher, if any: Open MPI's mpirun sets OMPI_COMM_WORLD_SIZE,
-// MPICH/Hydra and Slurm's PMI set PMI_SIZE, PMIx launchers (Open MPI 4+, Slurm --mpi=pmix) PMIX_RANK.
+// MPICH/Hydra and Slurm's PMI set PMI_SIZE, PMIx launchers (Open MPI 4+, Slurm --mpi=pmix)
+// PMIX_RANK.
 const char* launcher_variable() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
     if (std::getenv(name) != nullptr) return name;
@@ -65,8 +66,10 @@ void finalize_at_exit(int status, void*) {
 
 template <class T>
 MPI_Datatype mpi_type() {
-  if constexpr (std::is_same_v<T, float>) return MPI_FLOAT;
-  else return MPI_DOUBLE;
+  if constexpr (std::is_same_v<T, float>)
+    return MPI_FLOAT;
+  else
+    return MPI_DOUBLE;
 }
 #endif
 
@@ -140,10 +143,9 @@ Status Communicator::allreduce_impl(T* data, int64_t n) {
       // With three or more ranks MPI_Allreduce may add in a different order on each rank (MPI 4.0
       // §6.9.1 only advises the same result everywhere), and float addition is not associative:
       // sum on rank 0, then give everyone rank 0's bits.
-      const int rc = rank_ == 0 ? MPI_Reduce(MPI_IN_PLACE, p, count, mpi_type<T>(), MPI_SUM, 0,
-                                             MPI_COMM_WORLD)
-                                : MPI_Reduce(p, nullptr, count, mpi_type<T>(), MPI_SUM, 0,
-                                             MPI_COMM_WORLD);
+      const int rc =
+          rank_ == 0 ? MPI_Reduce(MPI_IN_PLACE, p, count, mpi_type<T>(), MPI_SUM, 0, MPI_COMM_WORLD)
+                     : MPI_Reduce(p, nullptr, count, mpi_type<T>(), MPI_SUM, 0, MPI_COMM_WORLD);
       if (rc != MPI_SUCCESS) return Error{mpi_error("MPI_Reduce", rc)};
       const int rc2 = MPI_Bcast(p, count, mpi_type<T>(), 0, MPI_COMM_WORLD);
       if (rc2 != MPI_SUCCESS) return Error{mpi_error("MPI_Bcast", rc2)};

@@ -17,14 +17,15 @@ namespace hanul {
 
 class Communicator {
  public:
-  // The process group of this process: MPI_COMM_WORLD when hanul was built with MPI and this process
-  // was launched by mpirun/mpiexec (OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK in the environment),
-  // else a group of one that needs no MPI at all. The first call initialises MPI (MPI_Init_thread,
-  // FUNNELED); MPI_Finalize runs at process exit. Launched by mpirun but built without MPI: an error
-  // that says so. Later calls return the first call's answer.
+  // The process group of this process: MPI_COMM_WORLD when hanul was built with MPI and this
+  // process was launched by mpirun/mpiexec (OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK in the
+  // environment), else a group of one that needs no MPI at all. The first call initialises MPI
+  // (MPI_Init_thread, FUNNELED); MPI_Finalize runs at process exit. Launched by mpirun but built
+  // without MPI: an error that says so. Later calls return the first call's answer.
   //
-  // At exit (glibc on_exit) a status of 0 runs MPI_Finalize, any other status MPI_Abort: MPI_Finalize
-  // waits for every rank, so a rank that gives up on an error would otherwise hang the others.
+  // At exit (glibc on_exit) a status of 0 runs MPI_Finalize, any other status MPI_Abort:
+  // MPI_Finalize waits for every rank, so a rank that gives up on an error would otherwise hang the
+  // others.
   static Result<Communicator*> world();
   static bool built_with_mpi();
 
@@ -50,8 +51,8 @@ class Communicator {
 
   int rank_ = 0;
   int size_ = 1;
-  bool mpi_ = false;        // MPI_COMM_WORLD; false: the group of one
-  int64_t chunk_ = 0;       // elements per MPI call (<= INT_MAX)
+  bool mpi_ = false;   // MPI_COMM_WORLD; false: the group of one
+  int64_t chunk_ = 0;  // elements per MPI call (<= INT_MAX)
 };
 
 }  // namespace hanul

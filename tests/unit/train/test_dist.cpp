@@ -39,8 +39,13 @@ TEST(Communicator, AllreduceOfOneLeavesTheBits) {
   ASSERT_FALSE(under_mpirun());
   Communicator* comm = world();
   ASSERT_NE(comm, nullptr);
-  std::vector<float> f = {1.5f, -0.0f, 3e-39f, std::numeric_limits<float>::infinity(),
-                          std::numeric_limits<float>::quiet_NaN(), 7.0f, -2.25f};
+  std::vector<float> f = {1.5f,
+                          -0.0f,
+                          3e-39f,
+                          std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(),
+                          7.0f,
+                          -2.25f};
   const std::vector<float> f0 = f;
   ASSERT_TRUE(comm->allreduce_sum(f.data(), static_cast<int64_t>(f.size())).ok());
   EXPECT_EQ(std::memcmp(f.data(), f0.data(), f.size() * sizeof(float)), 0);
@@ -95,7 +100,7 @@ TEST(CommunicatorDeathTest, LaunchedByMpirunWithoutMpiIsAnError) {
         fprintf(stderr, "%s\n", w.message().c_str());
         std::exit(3);
       },
-      testing::ExitedWithCode(3), "OMPI_COMM_WORLD_SIZE=2 but hanul was built without MPI");
+      testing::ExitedWithCode(3), "\\(OMPI_COMM_WORLD_SIZE=2\\) but hanul was built without MPI");
 }
 
 }  // namespace
