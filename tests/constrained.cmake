@@ -9,5 +9,5 @@ set(HANUL_PYTHON "${PROJECT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH
 add_test(NAME constrained_decoding
   COMMAND ${HANUL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_constrained_decoding.py
           --hanul $<TARGET_FILE:hanul_cli>
-          --model ${PROJECT_SOURCE_DIR}/models/default.gguf)
+          --model ${PROJECT_SOURCE_DIR}/tests/fixtures/stories260K-f32.gguf)
 set_tests_properties(constrained_decoding PROPERTIES LABELS reference TIMEOUT 300)

@@ -190,6 +190,10 @@ Result<TrainableModel> TrainableModel::from_model(const Model& model) {
       status = Error{fmt::format("train: {}: tensor '{}': {}", model.path, s.gguf_name, r.message())};
       return;
     }
+    // A GGUF llama's Q/K rows rotate adjacent pairs: bring them back to Hugging
+    // Face's halves, so a checkpoint (HF names and config) is a correct HF model.
+    if (model.config.rope_layout == RopeLayout::kPairs && s.rope_permute_heads > 0)
+      *r = permute_qk_rows(*r, s.rope_permute_heads, /*to_gguf=*/false);
     if (r->numel() != numel(s.shape)) {
       status = Error{fmt::format("train: {}: tensor '{}' has {} values, the config implies {}", model.path,
                                  s.gguf_name, r->numel(), numel(s.shape))};
@@ -202,6 +206,7 @@ Result<TrainableModel> TrainableModel::from_model(const Model& model) {
     m.params_.push_back(std::move(p));
   });
   HANUL_TRY(status);
+  m.config_.rope_layout = RopeLayout::kHalves;
   m.bind();
   return m;
 }

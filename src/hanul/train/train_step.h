@@ -54,7 +54,8 @@ class TrainableModel {
   // Fresh weights: every matrix N(0, std) from a seeded generator that gives
   // the same numbers on every platform, every norm weight 1, biases 0.
   static Result<TrainableModel> init_random(const ModelConfig& cfg, uint64_t seed, float std = 0.02f);
-  // A float32 copy of a loaded model's weights (any dtype the engine reads).
+  // A float32 copy of a loaded model's weights (any dtype the engine reads), with
+  // Q/K rows in Hugging Face's layout (a GGUF llama's are un-permuted).
   // rope_freqs, when the model has it, is kept as a constant, not trained.
   static Result<TrainableModel> from_model(const Model& model);
 

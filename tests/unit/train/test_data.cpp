@@ -14,7 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kTok = std::string(HANUL_SOURCE_DIR) + "/models/default.gguf";
+const std::string kTok = std::string(HANUL_SOURCE_DIR) + "/tests/fixtures/stories260K-f32.gguf";
 
 class DataTest : public ::testing::Test {
  protected:
