@@ -5,6 +5,7 @@
 // neither the thread count, m, n, nor where the element falls in the tiles.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -180,6 +181,41 @@ TEST(CpuGemm, MatmulPathsAroundTheThreshold) {
     EXPECT_EQ(0, std::memcmp(y.data(), expected.data(), y.size() * 4)) << "m=" << m;
     expect_near_ref(y_dots, x, w, w_f, DType::F32, m, k, n, nullptr);
   }
+}
+
+// The summation order gemm.h promises, written out with std::fma (correctly
+// rounded, as the FMA instruction is): per block of k_block(k), a chain of fused
+// multiply-adds from zero; block sums added in order; then the bias. The SIMD
+// kernels must match it bit for bit (the portable kernel only where it has a
+// hardware fma).
+TEST(CpuGemm, SumsInTheDocumentedOrder) {
+  std::mt19937 rng(27);
+  ThreadPool pool(2);
+  for_each_isa([&] {
+#if !defined(FP_FAST_FMAF)
+    if (cpu::active_isa() == cpu::Isa::kScalar) return;
+#endif
+    for (int64_t k : {1, 100, 256, 288, 601, 2048}) {
+      const int64_t m = 41, n = 35;
+      const auto w = random_floats(rng, n * k), x = random_floats(rng, m * k);
+      const auto b = random_floats(rng, n);
+      std::vector<float> y(static_cast<size_t>(m * n));
+      cpu::gemm::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y.data(), &pool);
+      const int64_t kb = cpu::gemm::k_block(k);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          float total = 0.0f;
+          for (int64_t p0 = 0; p0 < k; p0 += kb) {
+            float s = 0.0f;
+            for (int64_t p = p0; p < std::min(k, p0 + kb); ++p)
+              s = std::fma(x[i * k + p], w[j * k + p], s);
+            total = p0 == 0 ? s : total + s;
+          }
+          total += b[j];
+          ASSERT_EQ(total, y[i * n + j]) << "k=" << k << " i=" << i << " j=" << j;
+        }
+    }
+  });
 }
 
 // The AVX2 and AVX-512 kernels sum in the same order (gemm.h), so they agree bit

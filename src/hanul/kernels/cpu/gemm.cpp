@@ -95,6 +95,7 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
   const int64_t mr = kr.mr, nr = kr.nr;
   const auto* wb = static_cast<const uint8_t*>(w);
   const int64_t wrb = row_bytes(wt, k);
+  const int64_t kb = k_block(k);
 
   // Tasks: a grid of row ranges × column ranges, about two per thread. Rows are
   // split first (x is read in place, so only the W block is packed per task);
@@ -117,8 +118,8 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
     std::vector<float> a_edge(static_cast<size_t>(mr * kKc), 0.0f), c_edge(static_cast<size_t>(mr * nr));
     for (int64_t jc = j0; jc < j1; jc += kNc) {
       const int64_t jn = std::min(kNc, j1 - jc), panels = ceil_div(jn, nr);
-      for (int64_t pc = 0; pc < k; pc += kKc) {
-        const int64_t kc = std::min(kKc, k - pc);
+      for (int64_t pc = 0; pc < k; pc += kb) {
+        const int64_t kc = std::min(kb, k - pc);
         const bool accumulate = pc > 0, last = pc + kc == k;
         for (int64_t q = 0; q < panels; ++q)
           kr.pack(wb + (jc + q * nr) * wrb, wt, wrb, std::min(nr, jn - q * nr), pc, kc,

@@ -10,9 +10,10 @@
 // then sweeps MR-row tiles of x (read in place, one broadcast per element) over
 // each micro-panel, holding an MR × NR tile of y in registers for KC steps.
 //
-// The summation order of each y[i, j] is fixed by kKc alone: the products are
+// The summation order of each y[i, j] is fixed by k alone: k is cut into
+// k_blocks(k) blocks of k_block(k) (the last one shorter); the products are
 // summed from zero with one fused multiply-add per k, in order, inside each
-// block of kKc; block sums are added to y in block order; then the bias. Neither
+// block; block sums are added to y in block order; then the bias. Neither
 // the tile a value lands in, nor m, n, the thread count, nor the split of work
 // changes a bit — and the AVX2 and AVX-512 kernels give identical results.
 // The result is not the one of the row-dot path used for m < kMinRows (that
@@ -29,11 +30,20 @@ class ThreadPool;
 
 namespace cpu::gemm {
 
-// m from which cpu::matmul takes the GEMM. Below it the packing of W costs more than
-// it saves, and the row-dot path keeps a row's result independent of m.
-constexpr int64_t kMinRows = 32;
-// k per block: part of the numeric result (see above), so one value for every ISA.
+// m from which cpu::matmul takes the GEMM. Below it the row-dot path keeps a row's
+// result independent of m (small batches, micro-batches of a training step: the
+// train tests compare 1 batch of 32 rows with 2 of 16 at 1e-6 after an AdamW step,
+// which amplifies rounding differences in near-zero gradients).
+constexpr int64_t kMinRows = 64;
+// The most k per block (256 floats × the widest nr = 32 KiB of packed W per
+// micro-panel, the size of L1).
 constexpr int64_t kKc = 256;
+// How k is cut: into the fewest blocks of at most kKc, as even as they go (k = 288
+// gives 144 + 144, not 256 + 32: a short block pays the load and store of the
+// y tile for few products). Part of the numeric result, so a function of k alone,
+// the same for every ISA.
+inline int64_t k_blocks(int64_t k) { return k <= kKc ? 1 : (k + kKc - 1) / kKc; }
+inline int64_t k_block(int64_t k) { return (k + k_blocks(k) - 1) / k_blocks(k); }
 
 struct Kernel {
   int64_t mr, nr;  // the register tile: mr rows of x by nr weight rows
