@@ -1,6 +1,8 @@
 #include "random_ids.h"
 
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <unistd.h>
 
 #include <cstring>
@@ -34,17 +36,6 @@ ModelConfig tiny() {
 
 using testing::random_ids;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("hanul_ckpt_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 // One step of the run: the batch depends on the step (as a data position would), lr on the
 // schedule.
@@ -93,7 +84,7 @@ TrainState some_state() {
 }
 
 TEST(Checkpoint, SaveLoadIsBitIdentical) {
-  TempDir tmp;
+  TempDir tmp("hanul_ckpt");
   ThreadPool pool(2);
   TrainableModel m = trained(2, &pool);
   const std::string dir = (tmp.path / "ckpt").string();
@@ -116,7 +107,7 @@ TEST(Checkpoint, SaveLoadIsBitIdentical) {
 }
 
 TEST(Checkpoint, ResumeReachesTheSameWeights) {
-  TempDir tmp;
+  TempDir tmp("hanul_ckpt");
   ThreadPool pool(2);
   const std::string dir = (tmp.path / "ckpt").string();
   TrainableModel a = trained(3, &pool);
@@ -136,7 +127,7 @@ TEST(Checkpoint, ResumeReachesTheSameWeights) {
 }
 
 TEST(Checkpoint, TruncatedOrCorruptIsRefused) {
-  TempDir tmp;
+  TempDir tmp("hanul_ckpt");
   ThreadPool pool(2);
   TrainableModel m = trained(1, &pool);
   const std::string dir = (tmp.path / "ckpt").string();
@@ -171,7 +162,7 @@ TEST(Checkpoint, TruncatedOrCorruptIsRefused) {
 }
 
 TEST(Checkpoint, InterruptedSaveKeepsThePreviousCheckpoint) {
-  TempDir tmp;
+  TempDir tmp("hanul_ckpt");
   ThreadPool pool(2);
   TrainableModel m = trained(2, &pool);
   const std::string dir = (tmp.path / "ckpt").string();
@@ -196,7 +187,7 @@ TEST(Checkpoint, InterruptedSaveKeepsThePreviousCheckpoint) {
 // Tensors whose checksums are right but whose shapes do not fit the config:
 // model A's tensor files under model B's config (wider feed-forward).
 TEST(Checkpoint, ShapeMismatchIsRefused) {
-  TempDir tmp;
+  TempDir tmp("hanul_ckpt");
   ThreadPool pool(2);
   const std::string a_dir = (tmp.path / "a").string(), b_dir = (tmp.path / "b").string();
   TrainableModel a = trained(1, &pool);
@@ -220,7 +211,7 @@ TEST(Checkpoint, ShapeMismatchIsRefused) {
 }
 
 TEST(Checkpoint, BadRunConfigIsRefused) {
-  TempDir tmp;
+  TempDir tmp("hanul_ckpt");
   ThreadPool pool(2);
   TrainableModel m = trained(0, &pool);
   TrainState s = some_state();

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
+#include "temp_dir.h"
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,16 +23,12 @@ const std::string kTok = std::string(HANUL_SOURCE_DIR) + "/tests/fixtures/storie
 class DataTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("hanul_test_data_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    tmp_ = std::make_unique<TempDir>("hanul_test_data");
+    dir_ = tmp_->path;
     auto t = Tokenizer::load(kTok);
     ASSERT_TRUE(t.ok()) << t.message();
     tok_ = std::make_unique<Tokenizer>(std::move(t.value()));
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string write(const std::string& name, const std::string& text) {
     std::string p = (dir_ / name).string();
@@ -63,6 +63,7 @@ class DataTest : public ::testing::Test {
     return ids;
   }
 
+  std::unique_ptr<TempDir> tmp_;
   fs::path dir_;
   std::unique_ptr<Tokenizer> tok_;
 };

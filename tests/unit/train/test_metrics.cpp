@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <unistd.h>
 
 #include <cmath>
@@ -15,18 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("hanul_metrics_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -65,7 +55,7 @@ void expect_same(const MetricRecord& a, const MetricRecord& b) {
 size_t count_lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
 
 TEST(Metrics, RoundTripThroughLogAndReader) {
-  TempDir dir;
+  TempDir dir("hanul_metrics");
   const std::string path = dir.file("metrics.jsonl");
   std::vector<MetricRecord> written;
   MetricRecord a = rec(1, 10.375);
@@ -106,7 +96,7 @@ TEST(Metrics, RoundTripThroughLogAndReader) {
 }
 
 TEST(Metrics, ResumeKeepsRecordsUpToTheCheckpointStep) {
-  TempDir dir;
+  TempDir dir("hanul_metrics");
   const std::string path = dir.file("metrics.jsonl");
   {
     auto log = MetricsLog::open(path, -1);
@@ -145,7 +135,7 @@ TEST(Metrics, ResumeKeepsRecordsUpToTheCheckpointStep) {
 }
 
 TEST(Metrics, ResumeKeepsUnknownKeysOfKeptLines) {
-  TempDir dir;
+  TempDir dir("hanul_metrics");
   const std::string path = dir.file("metrics.jsonl");
   spit(path, R"({"step":1,"tokens":8,"train_loss":3.5,"future_field":[1,2]})"
              "\n"
@@ -158,7 +148,7 @@ TEST(Metrics, ResumeKeepsUnknownKeysOfKeptLines) {
 }
 
 TEST(Metrics, TornLastLineIsDropped) {
-  TempDir dir;
+  TempDir dir("hanul_metrics");
   const std::string path = dir.file("metrics.jsonl");
   const std::string good = R"({"step":1,"tokens":8,"train_loss":3.5})"
                            "\n"
@@ -194,7 +184,7 @@ TEST(Metrics, TornLastLineIsDropped) {
 }
 
 TEST(Metrics, BadLinesAreErrorsThatNameTheLine) {
-  TempDir dir;
+  TempDir dir("hanul_metrics");
   const std::string path = dir.file("metrics.jsonl");
   const std::string last = R"({"step":9,"tokens":8})"
                            "\n";
@@ -222,7 +212,7 @@ TEST(Metrics, BadLinesAreErrorsThatNameTheLine) {
 }
 
 TEST(Metrics, NonFiniteValuesAreNullInTheFileAndNaNInMemory) {
-  TempDir dir;
+  TempDir dir("hanul_metrics");
   const std::string path = dir.file("metrics.jsonl");
   auto log = MetricsLog::open(path, -1, /*fsync_each_line=*/true);
   ASSERT_TRUE(log.ok()) << log.message();
@@ -399,7 +389,7 @@ TEST(LossPlot, LongRunsKeepTheEnvelopeInFewPoints) {
 }
 
 TEST(LossPlot, WritesTheFileAtomically) {
-  TempDir dir;
+  TempDir dir("hanul_metrics");
   const std::string path = dir.file("loss.svg");
   ASSERT_TRUE(write_loss_plot_svg({rec(1, 3.0), rec(2, 2.5)}, path, "t").ok());
   EXPECT_EQ(slurp(path), loss_plot_svg({rec(1, 3.0), rec(2, 2.5)}, "t"));

@@ -1,6 +1,10 @@
 #include "hanul/train/trainer.h"
 
 #include <gtest/gtest.h>
+
+#include <memory>
+
+#include "temp_dir.h"
 #include <unistd.h>
 
 #include <atomic>
@@ -30,11 +34,8 @@ std::string bytes_of(const fs::path& p) {
 class TrainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("hanul_test_trainer_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    tmp_ = std::make_unique<TempDir>("hanul_test_trainer");
+    dir_ = tmp_->path;
     auto tok = Tokenizer::load(kTok);
     ASSERT_TRUE(tok.ok()) << tok.message();
     DataPrepareOptions o;
@@ -44,7 +45,6 @@ class TrainerTest : public ::testing::Test {
     auto st = prepare_data(*tok, {kText}, o);
     ASSERT_TRUE(st.ok()) << st.message();
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   TrainConfig tiny(const std::string& run) const {
     TrainConfig c;
@@ -68,6 +68,7 @@ class TrainerTest : public ::testing::Test {
     return c;
   }
 
+  std::unique_ptr<TempDir> tmp_;
   fs::path dir_;
 };
 

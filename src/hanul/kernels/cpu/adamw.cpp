@@ -17,28 +17,10 @@ namespace hanul::cpu {
 
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& hp,
            int64_t step, ThreadPool* pool) {
-  const double bc1 = 1.0 - std::pow(hp.beta1, static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(hp.beta2, static_cast<double>(step));
-  const float decay = static_cast<float>(1.0 - hp.lr * hp.weight_decay);
-  const float b1 = static_cast<float>(hp.beta1), one_minus_b1 = static_cast<float>(1.0 - hp.beta1);
-  const float b2 = static_cast<float>(hp.beta2), one_minus_b2 = static_cast<float>(1.0 - hp.beta2);
-  const float neg_step_size = static_cast<float>(-(hp.lr / bc1));
-  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  const float eps = static_cast<float>(hp.eps);
+  // Elementwise: ref::adamw on fixed chunks gives its bits for any thread count;
+  // its scalars (bias corrections) are recomputed per chunk, which costs nothing.
   parallel_for(pool, n, 1 << 15, [&](int64_t i0, int64_t i1) {
-    float* __restrict p = param;
-    float* __restrict mm = m;
-    float* __restrict vv = v;
-    const float* __restrict gg = grad;
-    for (int64_t i = i0; i < i1; ++i) {
-      const float gi = gg[i];
-      const float mi = mm[i] * b1 + gi * one_minus_b1;
-      const float vi = vv[i] * b2 + one_minus_b2 * gi * gi;
-      mm[i] = mi;
-      vv[i] = vi;
-      const float denom = std::sqrt(vi) / bc2_sqrt + eps;
-      p[i] = p[i] * decay + neg_step_size * mi / denom;
-    }
+    ref::adamw(param + i0, grad + i0, m + i0, v + i0, i1 - i0, hp, step);
   });
 }
 

@@ -5,35 +5,18 @@
 #include <vector>
 
 #include "hanul/kernels/cpu/ops_backward.h"
-#include "hanul/kernels/cpu/simd.h"
+#include "hanul/kernels/cpu/ops.h"
 
 namespace hanul::cpu {
 
 void rope_backward(float* dx, int64_t n_tokens, int n_heads, int head_dim, const int32_t* positions,
                    const float* inv_freq, RopeLayout layout) {
-  const simd::Kernels& kr = simd::kernels();
-  const int half = head_dim / 2;
-  std::vector<float> c(static_cast<size_t>(head_dim)), s(static_cast<size_t>(head_dim));
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int j = 0; j < half; ++j) {
-      const float angle = static_cast<float>(positions[t]) * inv_freq[j];
-      const float cj = std::cos(angle), sj = std::sin(angle);
-      // The first of a pair gets a·c + b·s, the second b·c − a·s.
-      const int ia = layout == RopeLayout::kHalves ? j : 2 * j;
-      const int ib = layout == RopeLayout::kHalves ? j + half : 2 * j + 1;
-      c[ia] = cj;
-      c[ib] = cj;
-      s[ia] = sj;
-      s[ib] = -sj;
-    }
-    for (int h = 0; h < n_heads; ++h) {
-      float* gh = dx + (t * n_heads + h) * head_dim;
-      if (layout == RopeLayout::kHalves)
-        kr.rope_halves(gh, c.data(), s.data(), head_dim);
-      else
-        kr.rope_pairs(gh, c.data(), s.data(), head_dim);
-    }
-  }
+  // R(θ)ᵀ = R(-θ): cpu::rope at the negated positions. The angle (float)(-p)·f is
+  // exactly -((float)p·f), and cos/sin are even/odd to the bit, so this is the
+  // forward's rotation with the sines negated.
+  std::vector<int32_t> negated(static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) negated[static_cast<size_t>(t)] = -positions[t];
+  rope(dx, n_tokens, n_heads, head_dim, negated.data(), inv_freq, layout);
 }
 
 }  // namespace hanul::cpu
