@@ -41,10 +41,17 @@ def test_missing_model_is_named():
     assert "/nonexistent/model.gguf" in r.stderr
 
 
-def test_default_model_greedy_from_bos():
-    r = hanul("run", "-n", 64, "--ids", cwd="/")
+def test_stories260k_greedy_from_bos():
+    r = hanul("run", "-m", STORIES, "-n", 64, "--ids", cwd="/")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == STORIES_IDS
+
+
+def test_without_m_the_default_model_is_used_from_any_folder():
+    r = hanul("run", "-p", "Once upon a time", "-n", 16, "--ids", cwd="/")
+    assert r.returncode == 0, r.stderr
+    named = hanul("run", "-m", ROOT / "models" / "default.gguf", "-p", "Once upon a time", "-n", 16, "--ids")
+    assert r.stdout == named.stdout and len(r.stdout.split()) >= 16
 
 
 def test_batch_and_logits(tmp_path):
