@@ -11,3 +11,10 @@ add_test(NAME reference.check_train_step
          COMMAND ${HANUL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_train_step.py
                  --tool $<TARGET_FILE:train_step_tool>)
 set_tests_properties(reference.check_train_step PROPERTIES LABELS reference TIMEOUT 300)
+
+# A `hanul train` checkpoint loads in transformers / tokenizers and agrees with hanul (tokens,
+# logits through safetensors and GGUF, chat template): tests/reference/check_train_checkpoint.py.
+add_test(NAME reference.check_train_checkpoint
+         COMMAND ${HANUL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_train_checkpoint.py
+                 --hanul $<TARGET_FILE:hanul_cli>)
+set_tests_properties(reference.check_train_checkpoint PROPERTIES LABELS reference TIMEOUT 600)
