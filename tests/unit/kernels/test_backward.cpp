@@ -375,7 +375,10 @@ TEST(BackwardCpu, MatmulMatchesRefAndThreadCount) {
     SCOPED_TRACE(cpu::isa_name(isa));
     cpu::set_max_isa(isa);
     for (auto [m, k, n] :
-         {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {37, 53, 19}, {70, 33, 129}}) {
+         {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {37, 53, 19}, {70, 33, 129},
+          // past the GEMM's blocks: 2 k blocks of dW (m = 300), 2 column blocks of dx
+          // and dW (k = 390 > kNc), row blocks of 120 and edge tiles
+          {300, 390, 131}}) {
       SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n));
       Vec x = random_floats(rng, m * k), w = random_floats(rng, n * k),
           dy = random_floats(rng, m * n);

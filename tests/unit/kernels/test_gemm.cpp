@@ -1,8 +1,9 @@
 // The float GEMM of kernels/cpu/gemm.h against ref::matmul on every instruction
 // set this machine has: odd shapes around the tile sizes (mr × nr = 4 × 8, 6 × 16,
-// 8 × 32) and the blocks (kKc = 256, 120 rows, 256 columns), k = 1, bias or not,
+// 8 × 32) and the blocks (kKc = 256, 120 rows, 384 columns), k = 1, bias or not,
 // F32 / F16 / BF16 weights; and the promises of gemm.h — each y[i, j] depends on
-// neither the thread count, m, n, nor where the element falls in the tiles.
+// neither the thread count, m, n, where the element falls in the tiles, nor the
+// layout gemm() reads the operands in.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -98,18 +99,21 @@ TEST(CpuGemm, MatchesReferenceOnOddShapesAndIsThreadIndependent) {
   });
 }
 
-// Past the blocks: 130 rows (two row blocks of 120, an edge tile), 300 columns (two
-// column blocks of 256), k = 600 (three k blocks, the last one short).
+// Past the blocks: 130 rows (two row blocks of 120, an edge tile), 400 columns (on
+// one thread two column blocks of at most 384, cut evenly), k = 600 (three k
+// blocks of 200); on 2 threads the tasks split the columns instead.
 TEST(CpuGemm, MatchesReferenceAcrossBlocks) {
   std::mt19937 rng(22);
-  const int64_t m = 130, k = 600, n = 300;
-  ThreadPool pool(2);
+  const int64_t m = 130, k = 600, n = 400;
+  ThreadPool pool1(1), pool2(2);
   for_each_isa([&] {
     std::vector<float> w_f;
     const auto w = weights(DType::F32, random_floats(rng, n * k), n, k, &w_f);
     const auto x = random_floats(rng, m * k), b = random_floats(rng, n);
-    std::vector<float> y(static_cast<size_t>(m * n));
-    cpu::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y.data(), &pool);
+    std::vector<float> y(static_cast<size_t>(m * n)), y2(y.size());
+    cpu::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y.data(), &pool1);
+    cpu::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y2.data(), &pool2);
+    ASSERT_EQ(0, std::memcmp(y.data(), y2.data(), y.size() * 4));
     expect_near_ref(y, x, w, w_f, DType::F32, m, k, n, b.data());
   });
 }
@@ -214,6 +218,90 @@ TEST(CpuGemm, SumsInTheDocumentedOrder) {
           total += b[j];
           ASSERT_EQ(total, y[i * n + j]) << "k=" << k << " i=" << i << " j=" << j;
         }
+    }
+  });
+}
+
+// out[c, r] = in[r, c] for in [rows, cols].
+std::vector<float> transposed(const std::vector<float>& in, int64_t rows, int64_t cols) {
+  std::vector<float> out(in.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = in[r * cols + c];
+  return out;
+}
+
+// gemm() reads A and B in either layout; the layout changes no bit (the same
+// products summed in the same order), so every combination equals matmul() on the
+// operands transposed beforehand — past the row block (kMc = 120), the column block
+// (n = 400: two blocks), k blocks, with edge tiles, on 1 and 3 threads.
+TEST(CpuGemm, EveryLayoutEqualsMatmulOnTransposedCopies) {
+  std::mt19937 rng(28);
+  using cpu::gemm::Layout;
+  ThreadPool pool1(1), pool3(3);
+  struct Shape {
+    int64_t m, k, n;
+  };
+  for_each_isa([&] {
+    for (Shape sh : {Shape{1, 1, 1}, Shape{5, 3, 17}, Shape{37, 300, 45}, Shape{130, 70, 400},
+                     Shape{64, 520, 33}}) {
+      const int64_t m = sh.m, k = sh.k, n = sh.n;
+      const auto a = random_floats(rng, m * k), b = random_floats(rng, n * k);
+      const auto at = transposed(a, m, k), bt = transposed(b, n, k);
+      std::vector<float> want(static_cast<size_t>(m * n));
+      cpu::gemm::matmul(a.data(), m, k, b.data(), DType::F32, n, nullptr, want.data(), &pool1);
+      for (Layout la : {Layout::kRows, Layout::kTransposed})
+        for (Layout lb : {Layout::kRows, Layout::kTransposed}) {
+          SCOPED_TRACE(testing::Message() << "m=" << m << " k=" << k << " n=" << n << " a_t="
+                                          << (la == Layout::kTransposed)
+                                          << " b_t=" << (lb == Layout::kTransposed));
+          const float* ap = la == Layout::kRows ? a.data() : at.data();
+          const float* bp = lb == Layout::kRows ? b.data() : bt.data();
+          std::vector<float> y1(want.size(), 7.0f), y3(want.size(), -3.0f);
+          cpu::gemm::gemm(ap, la, bp, lb, m, k, n, y1.data(), false, &pool1);
+          cpu::gemm::gemm(ap, la, bp, lb, m, k, n, y3.data(), false, &pool3);
+          ASSERT_EQ(0, std::memcmp(y1.data(), want.data(), y1.size() * 4));
+          ASSERT_EQ(0, std::memcmp(y3.data(), want.data(), y3.size() * 4));
+        }
+      std::vector<uint8_t> w8(b.size() * 4);
+      std::memcpy(w8.data(), b.data(), w8.size());
+      expect_near_ref(want, a, w8, b, DType::F32, m, k, n, nullptr);
+    }
+  });
+}
+
+// With accumulate, gemm() adds to y in the documented order: y's old value, then
+// each k block's FMA chain from zero, in block order.
+TEST(CpuGemm, AccumulateAddsBlockSumsToTheOldValueInOrder) {
+  std::mt19937 rng(29);
+  using cpu::gemm::Layout;
+  ThreadPool pool(3);
+  for_each_isa([&] {
+#if !defined(FP_FAST_FMAF)
+    if (cpu::active_isa() == cpu::Isa::kScalar) return;
+#endif
+    for (int64_t k : {1, 257, 700}) {
+      const int64_t m = 47, n = 29;
+      const auto at = random_floats(rng, k * m), bt = random_floats(rng, k * n);
+      const auto y0 = random_floats(rng, m * n);
+      for (Layout la : {Layout::kRows, Layout::kTransposed}) {
+        // The same A either way round: for kRows pass its transposed copy.
+        const auto a_rows = transposed(at, k, m);
+        std::vector<float> y = y0;
+        cpu::gemm::gemm(la == Layout::kRows ? a_rows.data() : at.data(), la, bt.data(),
+                        Layout::kTransposed, m, k, n, y.data(), true, &pool);
+        const int64_t kb = cpu::gemm::k_block(k);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            float total = y0[i * n + j];
+            for (int64_t p0 = 0; p0 < k; p0 += kb) {
+              float s = 0.0f;
+              for (int64_t p = p0; p < std::min(k, p0 + kb); ++p)
+                s = std::fma(at[p * m + i], bt[p * n + j], s);
+              total += s;
+            }
+            ASSERT_EQ(total, y[i * n + j]) << "k=" << k << " i=" << i << " j=" << j;
+          }
+      }
     }
   });
 }

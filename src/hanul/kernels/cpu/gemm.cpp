@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "hanul/base/thread_pool.h"
@@ -15,9 +16,13 @@ namespace {
 // Rows of x per block: kMc × kKc floats (120 KiB) stay in L2 while every packed
 // micro-panel of the W block passes over them. A multiple of every kernel's mr.
 constexpr int64_t kMc = 120;
-// Weight rows per packed block: kKc × kNc floats (256 KiB), beside the x block in
-// a 512 KiB L2 (Zen 3; Intel since Skylake-SP has 1–2 MiB). A multiple of every nr.
-constexpr int64_t kNc = 256;
+// The most weight rows per packed block: kKc × kNc floats (384 KiB), beside the x
+// block in a 512 KiB–1 MiB L2 (Zen 3 / Zen 4; Intel since Skylake-SP has 1–2 MiB).
+// A multiple of every nr. A task's columns are cut into the fewest blocks of at
+// most kNc, as even as whole panels allow, so n = 288 (d_model of the 15M model) is
+// one block: each column block streams all of x (for dW of the output layer, dyᵀ is
+// the tokens × vocab logits gradient) through the cache once more.
+constexpr int64_t kNc = 384;
 // Rows of x a task should own at least, so the W block it packs serves many tiles.
 constexpr int64_t kTaskRows = 128;
 
@@ -50,6 +55,20 @@ void scalar_tile(int64_t kc, const float* a, int64_t lda, const float* b, float*
       c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
 }
 
+void scalar_tile_t(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                   int64_t ldc, bool accumulate) {
+  float acc[kScalarMr][kScalarNr] = {};
+  for (int64_t p = 0; p < kc; ++p)
+    for (int64_t r = 0; r < kScalarMr; ++r) {
+      const float av = a[p * lda + r];
+      for (int64_t j = 0; j < kScalarNr; ++j)
+        acc[r][j] = mul_add(av, b[p * kScalarNr + j], acc[r][j]);
+    }
+  for (int64_t r = 0; r < kScalarMr; ++r)
+    for (int64_t j = 0; j < kScalarNr; ++j)
+      c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
+}
+
 void scalar_pack(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int64_t p0,
                  int64_t kc, float* out) {
   const auto* wb = static_cast<const uint8_t*>(w);
@@ -69,7 +88,7 @@ void scalar_pack(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int
 
 }  // namespace
 
-const Kernel kScalar = {kScalarMr, kScalarNr, scalar_tile, scalar_pack};
+const Kernel kScalar = {kScalarMr, kScalarNr, scalar_tile, scalar_tile_t, scalar_pack};
 
 const Kernel& kernel() {
   switch (active_isa()) {
@@ -83,18 +102,49 @@ const Kernel& kernel() {
 
 bool supports(DType wt) { return wt == DType::F32 || wt == DType::F16 || wt == DType::BF16; }
 
-void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64_t n,
-            const float* bias, float* y, ThreadPool* pool) {
+namespace {
+
+// One product for the driver: y[m, n] (+)= A · Bᵀ (+ bias), A float32 stored [m, k]
+// or [k, m] (a_t); B stored [n, k] as bt (a weight of matmul()) or [k, n] float32 (b_t).
+struct Problem {
+  const float* a;
+  bool a_t;
+  const void* b;
+  DType bt;
+  bool b_t;
+  int64_t m, k, n;
+  const float* bias;
+  float* y;
+  bool accumulate;
+};
+
+// out[p·nr + r] = B[j0 + r, p0 + p] for B stored [k, n]: row p of the stored B holds
+// the panel's p-th step contiguously, so this is a copy, no transpose.
+void pack_b_transposed(const float* b, int64_t n, int64_t j0, int64_t rows, int64_t p0,
+                       int64_t kc, int64_t nr, float* out) {
+  for (int64_t p = 0; p < kc; ++p) {
+    float* o = out + p * nr;
+    std::memcpy(o, b + (p0 + p) * n + j0, static_cast<size_t>(rows) * sizeof(float));
+    std::fill(o + rows, o + nr, 0.0f);
+  }
+}
+
+void run(const Problem& pr, ThreadPool* pool) {
+  const int64_t m = pr.m, k = pr.k, n = pr.n;
+  float* const y = pr.y;
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) y[i * n + j] = bias ? bias[j] : 0.0f;
+      for (int64_t j = 0; j < n; ++j) {
+        float& v = y[i * n + j];
+        v = (pr.accumulate ? v : 0.0f) + (pr.bias ? pr.bias[j] : 0.0f);
+      }
     return;
   }
   const Kernel& kr = kernel();
   const int64_t mr = kr.mr, nr = kr.nr;
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const int64_t wrb = row_bytes(wt, k);
+  const auto* wb = static_cast<const uint8_t*>(pr.b);
+  const int64_t wrb = pr.b_t ? 0 : row_bytes(pr.bt, k);
   const int64_t kb = k_block(k);
 
   // Tasks: a grid of row ranges × column ranges, about two per thread. Rows are
@@ -114,32 +164,52 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
   auto task = [&](int64_t t) {
     const int64_t i0 = (t / nt) * rows_per, i1 = std::min(m, i0 + rows_per);
     const int64_t j0 = (t % nt) * cols_per, j1 = std::min(n, j0 + cols_per);
-    std::vector<float> bp(static_cast<size_t>(kKc * std::min(kNc, ceil_div(j1 - j0, nr) * nr)));
-    std::vector<float> a_edge(static_cast<size_t>(mr * kKc), 0.0f), c_edge(static_cast<size_t>(mr * nr));
-    for (int64_t jc = j0; jc < j1; jc += kNc) {
-      const int64_t jn = std::min(kNc, j1 - jc), panels = ceil_div(jn, nr);
+    // The task's columns in the fewest blocks of at most kNc, even to a panel.
+    const int64_t n_blocks = ceil_div(j1 - j0, kNc);
+    const int64_t nc = ceil_div(ceil_div(j1 - j0, n_blocks), nr) * nr;
+    std::vector<float> bp(static_cast<size_t>(kb * nc));
+    std::vector<float> a_edge, c_edge(static_cast<size_t>(mr * nr));
+    // A stored [k, m]: each block of rows × kc is copied to [kc][rows padded to mr]
+    // (zeros past m), which tile_t reads like the stored A but within one L2 block.
+    std::vector<float> ap(pr.a_t ? static_cast<size_t>(kb * std::min(kMc, ceil_div(i1 - i0, mr) * mr)) : 0);
+    if (!pr.a_t) a_edge.assign(static_cast<size_t>(mr * kb), 0.0f);
+    for (int64_t jc = j0; jc < j1; jc += nc) {
+      const int64_t jn = std::min(nc, j1 - jc), panels = ceil_div(jn, nr);
       for (int64_t pc = 0; pc < k; pc += kb) {
         const int64_t kc = std::min(kb, k - pc);
-        const bool accumulate = pc > 0, last = pc + kc == k;
-        for (int64_t q = 0; q < panels; ++q)
-          kr.pack(wb + (jc + q * nr) * wrb, wt, wrb, std::min(nr, jn - q * nr), pc, kc,
-                  bp.data() + q * nr * kc);
+        const bool accumulate = pc > 0 || pr.accumulate, last = pc + kc == k;
+        for (int64_t q = 0; q < panels; ++q) {
+          float* out = bp.data() + q * nr * kc;
+          const int64_t rows = std::min(nr, jn - q * nr);
+          if (pr.b_t)
+            pack_b_transposed(static_cast<const float*>(pr.b), n, jc + q * nr, rows, pc, kc, nr, out);
+          else
+            kr.pack(wb + (jc + q * nr) * wrb, pr.bt, wrb, rows, pc, kc, out);
+        }
         for (int64_t ic = i0; ic < i1; ic += kMc) {
           const int64_t ie = std::min(i1, ic + kMc);
+          const int64_t lda_p = ceil_div(ie - ic, mr) * mr;
+          if (pr.a_t)
+            for (int64_t p = 0; p < kc; ++p) {
+              float* o = ap.data() + p * lda_p;
+              std::memcpy(o, pr.a + (pc + p) * m + ic, static_cast<size_t>(ie - ic) * sizeof(float));
+              std::fill(o + (ie - ic), o + lda_p, 0.0f);
+            }
           for (int64_t q = 0; q < panels; ++q) {
             const int64_t j = jc + q * nr, cols = std::min(nr, jn - q * nr);
             const float* b = bp.data() + q * nr * kc;
             for (int64_t i = ic; i < ie; i += mr) {
               const int64_t rows = std::min(mr, ie - i);
               float* yt = y + i * n + j;
+              // Where the tile reads A from: in place, or the packed block.
+              const float* a = pr.a_t ? ap.data() + (i - ic) : pr.a + i * k + pc;
+              int64_t lda = pr.a_t ? lda_p : k;
               if (rows == mr && cols == nr) {
-                kr.tile(kc, x + i * k + pc, k, b, yt, n, accumulate);
+                (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, yt, n, accumulate);
               } else {
                 // An edge tile: rows past m are zeros, columns past n are the zero
                 // padding of the panel, and the kernel writes into c_edge.
-                const float* a = x + i * k + pc;
-                int64_t lda = k;
-                if (rows < mr) {
+                if (rows < mr && !pr.a_t) {
                   for (int64_t r = 0; r < mr; ++r)
                     for (int64_t p = 0; p < kc; ++p)
                       a_edge[r * kc + p] = r < rows ? a[r * k + p] : 0.0f;
@@ -149,13 +219,13 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
                 if (accumulate)
                   for (int64_t r = 0; r < rows; ++r)
                     for (int64_t c = 0; c < cols; ++c) c_edge[r * nr + c] = yt[r * n + c];
-                kr.tile(kc, a, lda, b, c_edge.data(), nr, accumulate);
+                (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, c_edge.data(), nr, accumulate);
                 for (int64_t r = 0; r < rows; ++r)
                   for (int64_t c = 0; c < cols; ++c) yt[r * n + c] = c_edge[r * nr + c];
               }
-              if (last && bias)
+              if (last && pr.bias)
                 for (int64_t r = 0; r < rows; ++r)
-                  for (int64_t c = 0; c < cols; ++c) yt[r * n + c] += bias[j + c];
+                  for (int64_t c = 0; c < cols; ++c) yt[r * n + c] += pr.bias[j + c];
             }
           }
         }
@@ -165,6 +235,20 @@ void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64
   parallel_for(pool, mt * nt, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) task(t);
   });
+}
+
+}  // namespace
+
+void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64_t n,
+            const float* bias, float* y, ThreadPool* pool) {
+  run({x, false, w, wt, false, m, k, n, bias, y, false}, pool);
+}
+
+void gemm(const float* a, Layout a_layout, const float* b, Layout b_layout, int64_t m, int64_t k,
+          int64_t n, float* y, bool accumulate, ThreadPool* pool) {
+  run({a, a_layout == Layout::kTransposed, b, DType::F32, b_layout == Layout::kTransposed, m, k, n,
+       nullptr, y, accumulate},
+      pool);
 }
 
 }  // namespace hanul::cpu::gemm

@@ -10,12 +10,20 @@
 // then sweeps MR-row tiles of x (read in place, one broadcast per element) over
 // each micro-panel, holding an MR × NR tile of y in registers for KC steps.
 //
+// matmul_backward's products dx = dy·W and dW = dyᵀ·x have operands stored the
+// other way round (W as [k, n], dy as [k, m]); gemm() takes them as they lie: a
+// transposed W is packed from its rows (a plain copy, p by p), a transposed x block
+// is copied into a [kc][rows] buffer that the micro-kernel's tile_t reads — no
+// transposed copy of the whole operand is ever made.
+//
 // The summation order of each y[i, j] is fixed by k alone: k is cut into
 // k_blocks(k) blocks of k_block(k) (the last one shorter); the products are
 // summed from zero with one fused multiply-add per k, in order, inside each
-// block; block sums are added to y in block order; then the bias. Neither
+// block; block sums are added to y in block order (starting from y's old value
+// when gemm() accumulates, from the first block sum otherwise); then the bias. Neither
 // the tile a value lands in, nor m, n, the thread count, nor the split of work
-// changes a bit — and the AVX2 and AVX-512 kernels give identical results.
+// changes a bit, nor the layout the operands are stored in — and the AVX2 and
+// AVX-512 kernels give identical results.
 // The result is not the one of the row-dot path used for m < kMinRows (that
 // sums k in vector lanes), so a row of a batch of >= kMinRows rows can differ
 // from that row alone in the last bits.
@@ -51,6 +59,10 @@ struct Kernel {
   // for r < mr, j < nr, the sum from zero with one fused multiply-add per p, in order.
   void (*tile)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                bool accumulate);
+  // The same with a stored transposed: a[p·lda + r] in place of a[r·lda + p]. The
+  // same products summed in the same order, so the same bits.
+  void (*tile_t)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                 bool accumulate);
   // out[p·nr + r] = float(W row r)[p0 + p] for p < kc, r < rows (<= nr), and 0 for
   // rows <= r < nr; row r of W starts at w + r·w_row_bytes. wt is F32, F16 or BF16.
   void (*pack)(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int64_t p0, int64_t kc,
@@ -73,6 +85,20 @@ bool supports(DType wt);
 // m >= kMinRows). wt must satisfy supports().
 void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64_t n,
             const float* bias, float* y, ThreadPool* pool);
+
+// How an operand of gemm() is stored.
+enum class Layout : uint8_t {
+  kRows,        // a: [m, k] (a[i·k + p]);  b: [n, k] (b[j·k + p]) — as in matmul()
+  kTransposed,  // a: [k, m] (a[p·m + i]);  b: [k, n] (b[p·n + j])
+};
+
+// y[i, j] (+)= Σ_p A[i, p]·B[j, p] for i < m, j < n, p < k, float32 operands stored
+// as `a_layout` / `b_layout` say, in the summation order above; accumulate adds to
+// y (its old value first), else overwrites it. For m >= 1, any layouts.
+// dx += dy·W is gemm(dy, kRows, W, kTransposed, m, n, k, dx, true);
+// dW += dyᵀ·x is gemm(dy, kTransposed, x, kTransposed, n, m, k, dW, true).
+void gemm(const float* a, Layout a_layout, const float* b, Layout b_layout, int64_t m, int64_t k,
+          int64_t n, float* y, bool accumulate, ThreadPool* pool);
 
 // cpu::matmul without the GEMM: the row-dot path it takes for m < kMinRows, for
 // every m. Only for bench_matmul's before/after figures and the tests.

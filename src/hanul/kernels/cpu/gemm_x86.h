@@ -39,8 +39,11 @@ inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 constexpr int kNv = 2;  // vectors per tile row
 constexpr int kNr = kNv * kLanes;
 
-void tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-          bool accumulate) {
+// kAT: a stored transposed (a[p·lda + r], gemm.h's tile_t). Only the addresses of
+// the broadcasts differ; the chain of FMAs per element is the same.
+template <bool kAT>
+void tile_impl(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+               bool accumulate) {
   Vec acc[kMr][kNv];
 #pragma GCC unroll 8
   for (int r = 0; r < kMr; ++r)
@@ -48,14 +51,15 @@ void tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int
     for (int v = 0; v < kNv; ++v) acc[r][v] = vzero();
   const float* ar[kMr];
 #pragma GCC unroll 8
-  for (int r = 0; r < kMr; ++r) ar[r] = a + r * lda;
+  for (int r = 0; r < kMr; ++r) ar[r] = a + r * (kAT ? 1 : lda);
   for (int64_t p = 0; p < kc; ++p) {
     Vec bv[kNv];
 #pragma GCC unroll 2
     for (int v = 0; v < kNv; ++v) bv[v] = vload(b + p * kNr + v * kLanes);
+    const float* ap = a + p * lda;
 #pragma GCC unroll 8
     for (int r = 0; r < kMr; ++r) {
-      const Vec av = vbroadcast(ar[r] + p);
+      const Vec av = kAT ? vbroadcast(ap + r) : vbroadcast(ar[r] + p);
 #pragma GCC unroll 2
       for (int v = 0; v < kNv; ++v) acc[r][v] = vfma(av, bv[v], acc[r][v]);
     }
@@ -67,6 +71,16 @@ void tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int
       float* cp = c + r * ldc + v * kLanes;
       vstore(cp, accumulate ? vadd(vload(cp), acc[r][v]) : acc[r][v]);
     }
+}
+
+void tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+          bool accumulate) {
+  tile_impl<false>(kc, a, lda, b, c, ldc, accumulate);
+}
+
+void tile_t(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+            bool accumulate) {
+  tile_impl<true>(kc, a, lda, b, c, ldc, accumulate);
 }
 
 // 8 floats of a weight row from element p on.
@@ -137,6 +151,6 @@ void pack(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int64_t p0
 }  // namespace HANUL_GEMM_NS
 
 const Kernel HANUL_GEMM_TABLE = {HANUL_GEMM_NS::kMr, HANUL_GEMM_NS::kNr, HANUL_GEMM_NS::tile,
-                                 HANUL_GEMM_NS::pack};
+                                 HANUL_GEMM_NS::tile_t, HANUL_GEMM_NS::pack};
 
 }  // namespace hanul::cpu::gemm
