@@ -9,6 +9,12 @@
 // (2·m·n·k per call) for path=0 (the row-dot path, gemm::matmul_row_dots: what
 // cpu::matmul did before the GEMM) and path=1 (cpu::matmul, i.e. the GEMM):
 //   build-*/bench/bench_matmul --benchmark_filter=Gemm
+//
+// BM_MatmulBackward: cpu::matmul_backward (dx += dy·W and dW += dyᵀ·x, both by
+// gemm::gemm on the operands as they lie) at the shapes of train_step for the
+// llama2.c 15M model (2048 tokens, d_model 288, d_ff 768, vocab 32000) and the
+// ~110M one (1024 tokens, d_model 768, d_ff 2048), as GFLOP/s (4·m·n·k per call):
+//   build-*/bench/bench_matmul --benchmark_filter=MatmulBackward
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -18,6 +24,7 @@
 #include "hanul/base/thread_pool.h"
 #include "hanul/kernels/cpu/gemm.h"
 #include "hanul/kernels/cpu/ops.h"
+#include "hanul/kernels/cpu/ops_backward.h"
 #include "hanul/tensor/half.h"
 #include "hanul/tensor/quant_blocks.h"
 #include "hanul/tensor/quantize.h"
@@ -141,6 +148,40 @@ void gemm_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"m", "k", "n", "threads", "path"})->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 BENCHMARK(BM_Gemm)->Apply(gemm_args);
+
+// dx[m, k] += dy[m, n]·W[n, k] and dW[n, k] += dy[m, n]ᵀ·x[m, k], args {m, k, n, threads}.
+void BM_MatmulBackward(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  ThreadPool pool(static_cast<int>(state.range(3)));
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  std::vector<float> x(static_cast<size_t>(m * k)), w(static_cast<size_t>(n * k));
+  std::vector<float> dy(static_cast<size_t>(m * n)), dx(x.size(), 0.0f), dw(w.size(), 0.0f);
+  for (auto* v : {&x, &w, &dy})
+    for (auto& e : *v) e = dist(rng);
+  for (auto _ : state) {
+    cpu::matmul_backward(dx.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(), m, k, n,
+                         &pool);
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOPS"] = benchmark::Counter(
+      4.0 * static_cast<double>(m * n * k) * 1e-9 * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+  state.SetLabel(cpu::isa_name(cpu::active_isa()));
+}
+
+void backward_args(benchmark::internal::Benchmark* b) {
+  // {m = tokens, k = in, n = out} of each weight: wq/wk/wv/wo, w_gate/w_up, w_down,
+  // output; 15M (2048 tokens) then ~110M (1024 tokens).
+  const int64_t shapes[][3] = {{2048, 288, 288}, {2048, 288, 768}, {2048, 768, 288},
+                               {2048, 288, 32000}, {1024, 768, 768}, {1024, 768, 2048},
+                               {1024, 2048, 768}, {1024, 768, 32000}};
+  for (const auto& s : shapes)
+    for (int threads : {1, 2}) b->Args({s[0], s[1], s[2], threads});
+  b->ArgNames({"m", "k", "n", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_MatmulBackward)->Apply(backward_args);
 
 }  // namespace
 }  // namespace hanul

@@ -5,7 +5,12 @@ run ALTERNATELY `--rounds` times (this machine's memory bandwidth swings, so a
 ratio of interleaved runs is fairer than two separate series). Prints each run
 and the ratio of the medians, tokens/s and peak RSS both sides.
 
-  bench_train_pytorch.py --bench build-bwd/bench/train_bench --shape 15m -t 2
+  bench_train_pytorch.py --bench build-bwd/bench/train_bench --shape 15m -t 2 [--profile]
+
+--profile: hanul's runs also time the phases of its step (train_bench --profile 1,
+which costs a clock read per phase); the median seconds per phase are printed.
+% of peak: 6 · params · tokens/s (+ causal attention) over 117 GFLOP/s per thread
+(one Zen 4 core at ~3.7 GHz: 2 FMA pipes × 8 float lanes × 2 FLOPs).
 
 PyTorch side: transformers' LlamaForCausalLM (tied like llama2.c), AdamW
 (lr 1e-4, wd 0.1), clip_grad_norm_(1.0), torch.set_num_threads(t). Each side
@@ -57,9 +62,10 @@ print(json.dumps({"impl": "torch", "params": sum(p.numel() for p in model.parame
 """
 
 
-def run_hanul(bench, s, t, steps, warmup):
+def run_hanul(bench, s, t, steps, warmup, profile=False):
     args = [bench] + [x for k, v in s.items() for x in (f"--{k}", str(v))]
     args += ["--tied", "1", "--steps", str(steps), "--warmup", str(warmup), "-t", str(t)]
+    args += ["--profile", "1"] if profile else []
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
 
 
@@ -77,11 +83,12 @@ def main():
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
     s = SHAPES[a.shape]
     h, p = [], []
     for r in range(a.rounds):
-        h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup))
+        h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile))
         p.append(run_torch(s, a.t, a.steps, a.warmup))
         print(f"round {r}: hanul {h[-1]['tokens_per_s']:.0f} tok/s ({h[-1]['peak_rss_mb']:.0f} MB)  "
               f"torch {p[-1]['tokens_per_s']:.0f} tok/s ({p[-1]['peak_rss_mb']:.0f} MB)", flush=True)
@@ -91,7 +98,13 @@ def main():
     # (forward 2·2·T·dim per token over the causal half, times 3 with the backward).
     attn = 6 * s["layers"] * s["seq"] * s["dim"]  # per token, causal (half of 12·L·T·d)
     flop_tok = 6 * h[0]["params"] + attn
-    peak = 234e9
+    peak = 117e9 * a.t
+    if a.profile:
+        total = statistics.median(x["profile_s"]["total"] for x in h)
+        print("hanul phases (median s/step, share of the profiled step):")
+        for name in h[0]["profile_s"]:
+            v = statistics.median(x["profile_s"][name] for x in h)
+            print(f"  {name:16s} {v:8.4f}  {100 * v / total:5.1f}%")
     print(json.dumps({"shape": a.shape, "threads": a.t, "hanul_tokens_per_s": round(ht, 1),
                       "torch_tokens_per_s": round(pt, 1), "ratio_hanul_over_torch": round(ht / pt, 3),
                       "hanul_peak_rss_mb": max(x["peak_rss_mb"] for x in h),

@@ -1,7 +1,10 @@
 #include "hanul/train/train_step.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <numbers>
@@ -45,6 +48,74 @@ class NormalRng {
   double spare_ = 0;
   bool has_spare_ = false;
 };
+
+// Optional phase timing. With HANUL_TRAIN_PROFILE=<file> set, the phases of
+// accumulate and apply_step add their wall time to a process-wide table, and each
+// apply_step appends one JSON line to <file> with the seconds since the previous one
+// (bench/vs_peers/train_bench --profile prints it as a table). Unset, a phase costs
+// the test of one pointer.
+enum Phase : int {
+  kEmbed, kNorm, kMatmulFwd, kOutputFwd, kRope, kAttention, kResidual, kSwiglu, kCrossEntropy,
+  kOutputBwd, kMatmulBwd, kAttentionBwd, kRopeBwd, kNormBwd, kSwigluBwd, kEmbedBwd, kZero,
+  kClip, kAdamw, kNPhases
+};
+constexpr const char* kPhaseNames[kNPhases] = {
+    "embedding", "rmsnorm", "matmul_fwd", "output_fwd", "rope", "attention", "residual_add",
+    "swiglu", "cross_entropy", "output_bwd", "matmul_bwd", "attention_bwd", "rope_bwd",
+    "rmsnorm_bwd", "swiglu_bwd", "embedding_bwd", "zero_fill", "clip_grad_norm", "adamw_zero_grad"};
+
+struct PhaseClock {
+  const char* path;
+  double seconds[kNPhases] = {};
+  bool running = false;
+  std::chrono::steady_clock::time_point begin;  // of the first accumulate since the last line
+};
+
+PhaseClock* phase_clock() {
+  static PhaseClock* clock = [] {
+    const char* path = std::getenv("HANUL_TRAIN_PROFILE");
+    return path && *path ? new PhaseClock{path} : nullptr;
+  }();
+  return clock;
+}
+
+template <class Fn>
+void timed(Phase ph, Fn&& fn) {
+  PhaseClock* c = phase_clock();
+  if (!c) {
+    fn();
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!c->running) {  // a phase outside accumulate (apply_step alone) starts the line too
+    c->begin = t0;
+    c->running = true;
+  }
+  fn();
+  c->seconds[ph] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Appends the line of one optimizer step and starts the next; "other" is the step's
+// time outside every phase (allocation, copies, the batch checks).
+void write_phase_line() {
+  PhaseClock* c = phase_clock();
+  if (!c || !c->running) return;
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - c->begin).count();
+  double sum = 0;
+  std::string line = "{\"seconds\": {";
+  for (int i = 0; i < kNPhases; ++i) {
+    line += fmt::format("\"{}\": {:.6f}, ", kPhaseNames[i], c->seconds[i]);
+    sum += c->seconds[i];
+    c->seconds[i] = 0;
+  }
+  line += fmt::format("\"other\": {:.6f}}}, \"total\": {:.6f}}}\n", total - sum, total);
+  c->running = false;
+  if (FILE* out = std::fopen(c->path, "a")) {
+    std::fputs(line.c_str(), out);
+    std::fclose(out);
+  }
+}
 
 // The trainable slots of for_each_tensor: all but rope_freqs (a constant of the
 // rope scaling) and the output projection when it is the embedding (tied).
@@ -270,11 +341,13 @@ static void forward_pass(const ModelConfig& c, const Weights& w, const std::vect
   for (int64_t i = 0; i < N; ++i) positions[static_cast<size_t>(i)] = static_cast<int32_t>(i % T);
 
   std::vector<float> x(static_cast<size_t>(N * E));  // (N, n_embd) the residual stream
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) {
-      const int32_t id = batch.ids[static_cast<size_t>(b * batch.n_cols + t)];
-      std::memcpy(&x[static_cast<size_t>((b * T + t) * E)], f(w.token_embd) + id * E, sizeof(float) * E);
-    }
+  timed(kEmbed, [&] {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t) {
+        const int32_t id = batch.ids[static_cast<size_t>(b * batch.n_cols + t)];
+        std::memcpy(&x[static_cast<size_t>((b * T + t) * E)], f(w.token_embd) + id * E, sizeof(float) * E);
+      }
+  });
 
   LayerActs tmp;  // without `acts`, one set of buffers reused by every layer
   std::vector<float> proj(static_cast<size_t>(N * E));  // (N, n_embd) a block's output
@@ -293,32 +366,47 @@ static void forward_pass(const ModelConfig& c, const Weights& w, const std::vect
     A.up.resize(static_cast<size_t>(N * F));
 
     // Attention block: x = x + Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-    cpu::rmsnorm(xn.data(), x.data(), f(L.attn_norm), N, E, c.rms_eps);
-    cpu::matmul(xn.data(), N, E, L.wq.data, DType::F32, qd, L.bq.data ? f(L.bq) : nullptr, A.q.data(), pool);
-    cpu::matmul(xn.data(), N, E, L.wk.data, DType::F32, kvd, L.bk.data ? f(L.bk) : nullptr, A.k.data(), pool);
-    cpu::matmul(xn.data(), N, E, L.wv.data, DType::F32, kvd, L.bv.data ? f(L.bv) : nullptr, A.v.data(), pool);
-    cpu::rope(A.q.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
-    cpu::rope(A.k.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
-    for (int64_t b = 0; b < B; ++b)
-      cpu::attention(&A.att[b * T * qd], &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head,
-                     n_head_kv, static_cast<int>(hd), 0, scale, pool);
-    cpu::matmul(A.att.data(), N, qd, L.wo.data, DType::F32, E, nullptr, proj.data(), pool);
-    for (int64_t i = 0; i < N * E; ++i) x[i] += proj[i];
-    if (acts) A.x_mid = x;
+    timed(kNorm, [&] { cpu::rmsnorm(xn.data(), x.data(), f(L.attn_norm), N, E, c.rms_eps); });
+    timed(kMatmulFwd, [&] {
+      cpu::matmul(xn.data(), N, E, L.wq.data, DType::F32, qd, L.bq.data ? f(L.bq) : nullptr, A.q.data(), pool);
+      cpu::matmul(xn.data(), N, E, L.wk.data, DType::F32, kvd, L.bk.data ? f(L.bk) : nullptr, A.k.data(), pool);
+      cpu::matmul(xn.data(), N, E, L.wv.data, DType::F32, kvd, L.bv.data ? f(L.bv) : nullptr, A.v.data(), pool);
+    });
+    timed(kRope, [&] {
+      cpu::rope(A.q.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
+      cpu::rope(A.k.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
+    });
+    timed(kAttention, [&] {
+      for (int64_t b = 0; b < B; ++b)
+        cpu::attention(&A.att[b * T * qd], &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head,
+                       n_head_kv, static_cast<int>(hd), 0, scale, pool);
+    });
+    timed(kMatmulFwd,
+          [&] { cpu::matmul(A.att.data(), N, qd, L.wo.data, DType::F32, E, nullptr, proj.data(), pool); });
+    timed(kResidual, [&] {
+      for (int64_t i = 0; i < N * E; ++i) x[i] += proj[i];
+      if (acts) A.x_mid = x;
+    });
 
     // Feed-forward block (SwiGLU): x = x + W_down · (silu(W_gate·n(x)) * W_up·n(x))
-    cpu::rmsnorm(xn.data(), x.data(), f(L.ffn_norm), N, E, c.rms_eps);
-    cpu::matmul(xn.data(), N, E, L.w_gate.data, DType::F32, F, nullptr, A.gate.data(), pool);
-    cpu::matmul(xn.data(), N, E, L.w_up.data, DType::F32, F, nullptr, A.up.data(), pool);
-    cpu::swiglu(act.data(), A.gate.data(), A.up.data(), N * F);
-    cpu::matmul(act.data(), N, F, L.w_down.data, DType::F32, E, nullptr, proj.data(), pool);
-    for (int64_t i = 0; i < N * E; ++i) x[i] += proj[i];
+    timed(kNorm, [&] { cpu::rmsnorm(xn.data(), x.data(), f(L.ffn_norm), N, E, c.rms_eps); });
+    timed(kMatmulFwd, [&] {
+      cpu::matmul(xn.data(), N, E, L.w_gate.data, DType::F32, F, nullptr, A.gate.data(), pool);
+      cpu::matmul(xn.data(), N, E, L.w_up.data, DType::F32, F, nullptr, A.up.data(), pool);
+    });
+    timed(kSwiglu, [&] { cpu::swiglu(act.data(), A.gate.data(), A.up.data(), N * F); });
+    timed(kMatmulFwd,
+          [&] { cpu::matmul(act.data(), N, F, L.w_down.data, DType::F32, E, nullptr, proj.data(), pool); });
+    timed(kResidual, [&] {
+      for (int64_t i = 0; i < N * E; ++i) x[i] += proj[i];
+    });
   }
   x_final = std::move(x);
   xf.resize(x_final.size());  // (N, n_embd) output_norm(x_final)
-  cpu::rmsnorm(xf.data(), x_final.data(), f(w.output_norm), N, E, c.rms_eps);
+  timed(kNorm, [&] { cpu::rmsnorm(xf.data(), x_final.data(), f(w.output_norm), N, E, c.rms_eps); });
   logits.resize(static_cast<size_t>(N * V));  // (N, n_vocab)
-  cpu::matmul(xf.data(), N, E, w.output.data, DType::F32, V, nullptr, logits.data(), pool);
+  timed(kOutputFwd,
+        [&] { cpu::matmul(xf.data(), N, E, w.output.data, DType::F32, V, nullptr, logits.data(), pool); });
 }
 
 Result<std::vector<float>> TrainableModel::forward(const TokenBatch& batch, ThreadPool* pool) {
@@ -339,6 +427,10 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
                 V = c.n_vocab;
   const int n_head = static_cast<int>(c.n_head), n_head_kv = static_cast<int>(c.n_head_kv);
 
+  if (PhaseClock* pc = phase_clock(); pc && !pc->running) {  // the step's line starts here
+    pc->begin = std::chrono::steady_clock::now();
+    pc->running = true;
+  }
   std::vector<LayerActs> acts(static_cast<size_t>(c.n_layer));
   std::vector<float> x_final, xf, logits;
   std::vector<int32_t> positions;
@@ -354,18 +446,24 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
     }
   // The gradient is written over the logits, which nothing reads again: (N, n_vocab)
   // is the step's largest buffer, and one of it is enough.
-  const float loss = cpu::cross_entropy_in_place(logits.data(), targets.data(), N, V, loss_scale, pool);
+  float loss = 0;
+  timed(kCrossEntropy,
+        [&] { loss = cpu::cross_entropy_in_place(logits.data(), targets.data(), N, V, loss_scale, pool); });
   std::vector<float>& dlogits = logits;  // (N, n_vocab) from here on
 
   // Backward, in the reverse order of forward_pass. Every *_backward accumulates,
   // so the scratch gradients are zeroed before each use; dx, the gradient of the
   // residual stream, collects both branches of each residual add.
   std::vector<float> dxf(static_cast<size_t>(N * E), 0.0f);  // (N, n_embd)
-  cpu::matmul_backward(dxf.data(), g(gw.output), nullptr, dlogits.data(), xf.data(), f(w.output), N, E, V, pool);
+  timed(kOutputBwd, [&] {
+    cpu::matmul_backward(dxf.data(), g(gw.output), nullptr, dlogits.data(), xf.data(), f(w.output), N, E, V, pool);
+  });
   std::vector<float>().swap(logits);  // freed before the layers' scratch is allocated
   std::vector<float> dx(static_cast<size_t>(N * E), 0.0f);  // (N, n_embd)
-  cpu::rmsnorm_backward(dx.data(), g(gw.output_norm), dxf.data(), x_final.data(), f(w.output_norm), N, E, c.rms_eps,
-                        pool);
+  timed(kNormBwd, [&] {
+    cpu::rmsnorm_backward(dx.data(), g(gw.output_norm), dxf.data(), x_final.data(), f(w.output_norm), N, E,
+                          c.rms_eps, pool);
+  });
 
   std::vector<float> dxn(static_cast<size_t>(N * E));     // (N, n_embd) gradient of a normed input
   std::vector<float> xn(static_cast<size_t>(N * E));      // (N, n_embd) a normed input, recomputed
@@ -377,7 +475,7 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
   std::vector<float> dq(static_cast<size_t>(N * qd));     // (N, n_head, head_dim)
   std::vector<float> dk(static_cast<size_t>(N * kvd));    // (N, n_head_kv, head_dim)
   std::vector<float> dv(static_cast<size_t>(N * kvd));    // (N, n_head_kv, head_dim)
-  auto zero = [](std::vector<float>& a) { std::fill(a.begin(), a.end(), 0.0f); };
+  auto zero = [](std::vector<float>& a) { timed(kZero, [&] { std::fill(a.begin(), a.end(), 0.0f); }); };
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   for (int64_t il = c.n_layer - 1; il >= 0; --il) {
@@ -386,44 +484,63 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
     const LayerActs& A = acts[static_cast<size_t>(il)];
 
     // Feed-forward block, backward.
-    cpu::swiglu(act.data(), A.gate.data(), A.up.data(), N * F);
+    timed(kSwiglu, [&] { cpu::swiglu(act.data(), A.gate.data(), A.up.data(), N * F); });
     zero(dact);
-    cpu::matmul_backward(dact.data(), g(G.w_down), nullptr, dx.data(), act.data(), f(L.w_down), N, F, E, pool);
+    timed(kMatmulBwd, [&] {
+      cpu::matmul_backward(dact.data(), g(G.w_down), nullptr, dx.data(), act.data(), f(L.w_down), N, F, E, pool);
+    });
     zero(dgate);
     zero(dup);
-    cpu::swiglu_backward(dgate.data(), dup.data(), dact.data(), A.gate.data(), A.up.data(), N * F, pool);
-    cpu::rmsnorm(xn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps);
+    timed(kSwigluBwd, [&] {
+      cpu::swiglu_backward(dgate.data(), dup.data(), dact.data(), A.gate.data(), A.up.data(), N * F, pool);
+    });
+    timed(kNorm, [&] { cpu::rmsnorm(xn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps); });
     zero(dxn);
-    cpu::matmul_backward(dxn.data(), g(G.w_gate), nullptr, dgate.data(), xn.data(), f(L.w_gate), N, E, F, pool);
-    cpu::matmul_backward(dxn.data(), g(G.w_up), nullptr, dup.data(), xn.data(), f(L.w_up), N, E, F, pool);
-    cpu::rmsnorm_backward(dx.data(), g(G.ffn_norm), dxn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps,
-                          pool);
+    timed(kMatmulBwd, [&] {
+      cpu::matmul_backward(dxn.data(), g(G.w_gate), nullptr, dgate.data(), xn.data(), f(L.w_gate), N, E, F, pool);
+      cpu::matmul_backward(dxn.data(), g(G.w_up), nullptr, dup.data(), xn.data(), f(L.w_up), N, E, F, pool);
+    });
+    timed(kNormBwd, [&] {
+      cpu::rmsnorm_backward(dx.data(), g(G.ffn_norm), dxn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps,
+                            pool);
+    });
 
     // Attention block, backward.
     zero(datt);
-    cpu::matmul_backward(datt.data(), g(G.wo), nullptr, dx.data(), A.att.data(), f(L.wo), N, qd, E, pool);
+    timed(kMatmulBwd, [&] {
+      cpu::matmul_backward(datt.data(), g(G.wo), nullptr, dx.data(), A.att.data(), f(L.wo), N, qd, E, pool);
+    });
     zero(dq);
     zero(dk);
     zero(dv);
-    for (int64_t b = 0; b < B; ++b)
-      cpu::attention_backward(&dq[b * T * qd], &dk[b * T * kvd], &dv[b * T * kvd], &datt[b * T * qd],
-                              &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head, n_head_kv,
-                              static_cast<int>(hd), 0, scale, pool);
-    cpu::rope_backward(dq.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq_.data(), c.rope_layout);
-    cpu::rope_backward(dk.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq_.data(),
-                       c.rope_layout);
-    cpu::rmsnorm(xn.data(), A.x_in.data(), f(L.attn_norm), N, E, c.rms_eps);
+    timed(kAttentionBwd, [&] {
+      for (int64_t b = 0; b < B; ++b)
+        cpu::attention_backward(&dq[b * T * qd], &dk[b * T * kvd], &dv[b * T * kvd], &datt[b * T * qd],
+                                &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head, n_head_kv,
+                                static_cast<int>(hd), 0, scale, pool);
+    });
+    timed(kRopeBwd, [&] {
+      cpu::rope_backward(dq.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq_.data(),
+                         c.rope_layout);
+      cpu::rope_backward(dk.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq_.data(),
+                         c.rope_layout);
+    });
+    timed(kNorm, [&] { cpu::rmsnorm(xn.data(), A.x_in.data(), f(L.attn_norm), N, E, c.rms_eps); });
     zero(dxn);
-    cpu::matmul_backward(dxn.data(), g(G.wq), G.bq.data ? g(G.bq) : nullptr, dq.data(), xn.data(), f(L.wq), N, E,
-                         qd, pool);
-    cpu::matmul_backward(dxn.data(), g(G.wk), G.bk.data ? g(G.bk) : nullptr, dk.data(), xn.data(), f(L.wk), N, E,
-                         kvd, pool);
-    cpu::matmul_backward(dxn.data(), g(G.wv), G.bv.data ? g(G.bv) : nullptr, dv.data(), xn.data(), f(L.wv), N, E,
-                         kvd, pool);
-    cpu::rmsnorm_backward(dx.data(), g(G.attn_norm), dxn.data(), A.x_in.data(), f(L.attn_norm), N, E, c.rms_eps,
-                          pool);
+    timed(kMatmulBwd, [&] {
+      cpu::matmul_backward(dxn.data(), g(G.wq), G.bq.data ? g(G.bq) : nullptr, dq.data(), xn.data(), f(L.wq), N,
+                           E, qd, pool);
+      cpu::matmul_backward(dxn.data(), g(G.wk), G.bk.data ? g(G.bk) : nullptr, dk.data(), xn.data(), f(L.wk), N,
+                           E, kvd, pool);
+      cpu::matmul_backward(dxn.data(), g(G.wv), G.bv.data ? g(G.bv) : nullptr, dv.data(), xn.data(), f(L.wv), N,
+                           E, kvd, pool);
+    });
+    timed(kNormBwd, [&] {
+      cpu::rmsnorm_backward(dx.data(), g(G.attn_norm), dxn.data(), A.x_in.data(), f(L.attn_norm), N, E,
+                            c.rms_eps, pool);
+    });
   }
-  cpu::embedding_backward(g(gw.token_embd), dx.data(), inputs.data(), N, E);
+  timed(kEmbedBwd, [&] { cpu::embedding_backward(g(gw.token_embd), dx.data(), inputs.data(), N, E); });
   return loss;
 }
 
@@ -434,17 +551,23 @@ float TrainableModel::apply_step(const AdamWParams& hp, float max_grad_norm) {
   // The process-wide pool (train_step.h's apply_step takes none); the results do not
   // depend on its size.
   ThreadPool* pool = &default_pool();
-  const float norm = max_grad_norm > 0 ? cpu::clip_grad_norm(spans.data(), n, max_grad_norm, pool)
-                                       : cpu::grad_norm(spans.data(), n, pool);
+  float norm = 0;
+  timed(kClip, [&] {
+    norm = max_grad_norm > 0 ? cpu::clip_grad_norm(spans.data(), n, max_grad_norm, pool)
+                             : cpu::grad_norm(spans.data(), n, pool);
+  });
   ++step_;
-  for (Param& p : params_) {
-    const int64_t size = static_cast<int64_t>(p.value.size());
-    cpu::adamw(p.value.data(), p.grad.data(), p.m.data(), p.v.data(), size, hp, step_, pool);
-    float* grad = p.grad.data();
-    parallel_for(pool, size, 1 << 16, [&](int64_t i0, int64_t i1) {  // zero_grad, in parallel
-      std::memset(grad + i0, 0, static_cast<size_t>(i1 - i0) * sizeof(float));
-    });
-  }
+  timed(kAdamw, [&] {
+    for (Param& p : params_) {
+      const int64_t size = static_cast<int64_t>(p.value.size());
+      cpu::adamw(p.value.data(), p.grad.data(), p.m.data(), p.v.data(), size, hp, step_, pool);
+      float* grad = p.grad.data();
+      parallel_for(pool, size, 1 << 16, [&](int64_t i0, int64_t i1) {  // zero_grad, in parallel
+        std::memset(grad + i0, 0, static_cast<size_t>(i1 - i0) * sizeof(float));
+      });
+    }
+  });
+  write_phase_line();
   return norm;
 }
 

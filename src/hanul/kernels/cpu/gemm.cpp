@@ -147,14 +147,20 @@ void run(const Problem& pr, ThreadPool* pool) {
   const int64_t wrb = pr.b_t ? 0 : row_bytes(pr.bt, k);
   const int64_t kb = k_block(k);
 
-  // Tasks: a grid of row ranges × column ranges, about two per thread. Rows are
-  // split first (x is read in place, so only the W block is packed per task);
-  // columns when m is too small to give every task kTaskRows. The split changes no
-  // bit of y (gemm.h), only the speed.
+  // Tasks: a grid of row ranges × column ranges, about two per thread. Every task
+  // packs the W (B) blocks of its own columns, so a split of the rows packs W once
+  // per row range, while a split of the columns costs nothing more as long as each
+  // range still holds a whole column block (x is streamed once per column block
+  // anyway). So: the columns first when there are kNc of them per task (the vocab
+  // projection: W is 36 MB at the 15M shape), else the rows, and the columns only
+  // when m is too small to give every task kTaskRows. The split changes no bit of y
+  // (gemm.h), only the speed.
   const int threads = pool ? pool->n_threads() : 1;
   const int64_t want = threads <= 1 ? 1 : 2 * threads;
   const int64_t m_tiles = ceil_div(m, mr), n_panels = ceil_div(n, nr);
-  const int64_t mt0 = std::clamp<int64_t>(m / kTaskRows, 1, std::min(want, m_tiles));
+  const bool columns_first = n >= want * kNc;
+  const int64_t mt0 =
+      columns_first ? 1 : std::clamp<int64_t>(m / kTaskRows, 1, std::min(want, m_tiles));
   const int64_t rows_per = ceil_div(m_tiles, mt0) * mr;
   const int64_t mt = ceil_div(m, rows_per);
   const int64_t nt0 = std::min(n_panels, ceil_div(want, mt));
