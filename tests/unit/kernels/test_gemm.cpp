@@ -233,8 +233,9 @@ std::vector<float> transposed(const std::vector<float>& in, int64_t rows, int64_
 // gemm() reads A and B in either layout; the layout changes no bit (the same
 // products summed in the same order), so every combination equals matmul() on the
 // operands transposed beforehand — past the row block (kMc = 120), the column block
-// (n = 400: two blocks), k blocks, with edge tiles, on 1 and 3 threads (n = 2400:
-// the 3-thread split cuts the columns first).
+// (n = 400: two blocks), k blocks (k = 300: both k blocks packed at once and run
+// inside each row block), with edge tiles, on 1 and 3 threads (n = 2400: the
+// 3-thread split cuts the columns first).
 TEST(CpuGemm, EveryLayoutEqualsMatmulOnTransposedCopies) {
   std::mt19937 rng(28);
   using cpu::gemm::Layout;
@@ -244,7 +245,7 @@ TEST(CpuGemm, EveryLayoutEqualsMatmulOnTransposedCopies) {
   };
   for_each_isa([&] {
     for (Shape sh : {Shape{1, 1, 1}, Shape{5, 3, 17}, Shape{37, 300, 45}, Shape{130, 70, 400},
-                     Shape{64, 520, 33}, Shape{70, 40, 2400}}) {
+                     Shape{130, 300, 400}, Shape{64, 520, 33}, Shape{70, 40, 2400}}) {
       const int64_t m = sh.m, k = sh.k, n = sh.n;
       const auto a = random_floats(rng, m * k), b = random_floats(rng, n * k);
       const auto at = transposed(a, m, k), bt = transposed(b, n, k);

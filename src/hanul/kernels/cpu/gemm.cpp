@@ -167,73 +167,97 @@ void run(const Problem& pr, ThreadPool* pool) {
   const int64_t cols_per = ceil_div(n_panels, nt0) * nr;
   const int64_t nt = ceil_div(n, cols_per);
 
+  // When all of k is at most 2·kKc (d_model 288: the forward products and the dx of
+  // the attention and down projections), a task packs every k block of a column
+  // block at once (k × nc floats, no more than one kKc × kNc block) and runs the k
+  // blocks inside each row block, so the row block's tiles of y stay in L2 from one
+  // k block to the next instead of going out to memory and back once per k block —
+  // for the vocab projection that is the tokens × vocab logits. Same blocks, same
+  // order per element: the same bits.
+  const bool all_k = k > kb && k <= 2 * kKc;
+  const int64_t nc_max = all_k ? std::min(kNc, kKc * kNc / k / nr * nr) : kNc;
+
   auto task = [&](int64_t t) {
     const int64_t i0 = (t / nt) * rows_per, i1 = std::min(m, i0 + rows_per);
     const int64_t j0 = (t % nt) * cols_per, j1 = std::min(n, j0 + cols_per);
-    // The task's columns in the fewest blocks of at most kNc, even to a panel.
-    const int64_t n_blocks = ceil_div(j1 - j0, kNc);
+    // The task's columns in the fewest blocks of at most nc_max, even to a panel.
+    const int64_t n_blocks = ceil_div(j1 - j0, nc_max);
     const int64_t nc = ceil_div(ceil_div(j1 - j0, n_blocks), nr) * nr;
-    std::vector<float> bp(static_cast<size_t>(kb * nc));
+    // Packed B: the k block at pc starts at pc·nc (all_k) or at 0 (one at a time).
+    std::vector<float> bp(static_cast<size_t>((all_k ? k : kb) * nc));
     std::vector<float> a_edge, c_edge(static_cast<size_t>(mr * nr));
     // A stored [k, m]: each block of rows × kc is copied to [kc][rows padded to mr]
     // (zeros past m), which tile_t reads like the stored A but within one L2 block.
     std::vector<float> ap(pr.a_t ? static_cast<size_t>(kb * std::min(kMc, ceil_div(i1 - i0, mr) * mr)) : 0);
     if (!pr.a_t) a_edge.assign(static_cast<size_t>(mr * kb), 0.0f);
-    for (int64_t jc = j0; jc < j1; jc += nc) {
-      const int64_t jn = std::min(nc, j1 - jc), panels = ceil_div(jn, nr);
-      for (int64_t pc = 0; pc < k; pc += kb) {
-        const int64_t kc = std::min(kb, k - pc);
-        const bool accumulate = pc > 0 || pr.accumulate, last = pc + kc == k;
-        for (int64_t q = 0; q < panels; ++q) {
-          float* out = bp.data() + q * nr * kc;
-          const int64_t rows = std::min(nr, jn - q * nr);
-          if (pr.b_t)
-            pack_b_transposed(static_cast<const float*>(pr.b), n, jc + q * nr, rows, pc, kc, nr, out);
-          else
-            kr.pack(wb + (jc + q * nr) * wrb, pr.bt, wrb, rows, pc, kc, out);
+
+    auto pack_b = [&](int64_t jc, int64_t jn, int64_t pc, int64_t kc, float* block) {
+      for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
+        float* out = block + q * nr * kc;
+        const int64_t rows = std::min(nr, jn - q * nr);
+        if (pr.b_t)
+          pack_b_transposed(static_cast<const float*>(pr.b), n, jc + q * nr, rows, pc, kc, nr, out);
+        else
+          kr.pack(wb + (jc + q * nr) * wrb, pr.bt, wrb, rows, pc, kc, out);
+      }
+    };
+    // Rows [ic, ie) × columns [jc, jc + jn) of y, k block [pc, pc + kc), B packed at block.
+    auto compute = [&](int64_t ic, int64_t ie, int64_t jc, int64_t jn, int64_t pc, int64_t kc,
+                       const float* block) {
+      const bool accumulate = pc > 0 || pr.accumulate, last = pc + kc == k;
+      const int64_t lda_p = ceil_div(ie - ic, mr) * mr;
+      if (pr.a_t)
+        for (int64_t p = 0; p < kc; ++p) {
+          float* o = ap.data() + p * lda_p;
+          std::memcpy(o, pr.a + (pc + p) * m + ic, static_cast<size_t>(ie - ic) * sizeof(float));
+          std::fill(o + (ie - ic), o + lda_p, 0.0f);
         }
-        for (int64_t ic = i0; ic < i1; ic += kMc) {
-          const int64_t ie = std::min(i1, ic + kMc);
-          const int64_t lda_p = ceil_div(ie - ic, mr) * mr;
-          if (pr.a_t)
-            for (int64_t p = 0; p < kc; ++p) {
-              float* o = ap.data() + p * lda_p;
-              std::memcpy(o, pr.a + (pc + p) * m + ic, static_cast<size_t>(ie - ic) * sizeof(float));
-              std::fill(o + (ie - ic), o + lda_p, 0.0f);
+      for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
+        const int64_t j = jc + q * nr, cols = std::min(nr, jn - q * nr);
+        const float* b = block + q * nr * kc;
+        for (int64_t i = ic; i < ie; i += mr) {
+          const int64_t rows = std::min(mr, ie - i);
+          float* yt = y + i * n + j;
+          // Where the tile reads A from: in place, or the packed block.
+          const float* a = pr.a_t ? ap.data() + (i - ic) : pr.a + i * k + pc;
+          int64_t lda = pr.a_t ? lda_p : k;
+          if (rows == mr && cols == nr) {
+            (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, yt, n, accumulate);
+          } else {
+            // An edge tile: rows past m are zeros, columns past n are the zero
+            // padding of the panel, and the kernel writes into c_edge.
+            if (rows < mr && !pr.a_t) {
+              for (int64_t r = 0; r < mr; ++r)
+                for (int64_t p = 0; p < kc; ++p) a_edge[r * kc + p] = r < rows ? a[r * k + p] : 0.0f;
+              a = a_edge.data();
+              lda = kc;
             }
-          for (int64_t q = 0; q < panels; ++q) {
-            const int64_t j = jc + q * nr, cols = std::min(nr, jn - q * nr);
-            const float* b = bp.data() + q * nr * kc;
-            for (int64_t i = ic; i < ie; i += mr) {
-              const int64_t rows = std::min(mr, ie - i);
-              float* yt = y + i * n + j;
-              // Where the tile reads A from: in place, or the packed block.
-              const float* a = pr.a_t ? ap.data() + (i - ic) : pr.a + i * k + pc;
-              int64_t lda = pr.a_t ? lda_p : k;
-              if (rows == mr && cols == nr) {
-                (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, yt, n, accumulate);
-              } else {
-                // An edge tile: rows past m are zeros, columns past n are the zero
-                // padding of the panel, and the kernel writes into c_edge.
-                if (rows < mr && !pr.a_t) {
-                  for (int64_t r = 0; r < mr; ++r)
-                    for (int64_t p = 0; p < kc; ++p)
-                      a_edge[r * kc + p] = r < rows ? a[r * k + p] : 0.0f;
-                  a = a_edge.data();
-                  lda = kc;
-                }
-                if (accumulate)
-                  for (int64_t r = 0; r < rows; ++r)
-                    for (int64_t c = 0; c < cols; ++c) c_edge[r * nr + c] = yt[r * n + c];
-                (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, c_edge.data(), nr, accumulate);
-                for (int64_t r = 0; r < rows; ++r)
-                  for (int64_t c = 0; c < cols; ++c) yt[r * n + c] = c_edge[r * nr + c];
-              }
-              if (last && pr.bias)
-                for (int64_t r = 0; r < rows; ++r)
-                  for (int64_t c = 0; c < cols; ++c) yt[r * n + c] += pr.bias[j + c];
-            }
+            if (accumulate)
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < cols; ++c) c_edge[r * nr + c] = yt[r * n + c];
+            (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, c_edge.data(), nr, accumulate);
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t c = 0; c < cols; ++c) yt[r * n + c] = c_edge[r * nr + c];
           }
+          if (last && pr.bias)
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t c = 0; c < cols; ++c) yt[r * n + c] += pr.bias[j + c];
+        }
+      }
+    };
+
+    for (int64_t jc = j0; jc < j1; jc += nc) {
+      const int64_t jn = std::min(nc, j1 - jc);
+      if (all_k) {
+        for (int64_t pc = 0; pc < k; pc += kb) pack_b(jc, jn, pc, std::min(kb, k - pc), bp.data() + pc * nc);
+        for (int64_t ic = i0; ic < i1; ic += kMc)
+          for (int64_t pc = 0; pc < k; pc += kb)
+            compute(ic, std::min(i1, ic + kMc), jc, jn, pc, std::min(kb, k - pc), bp.data() + pc * nc);
+      } else {
+        for (int64_t pc = 0; pc < k; pc += kb) {
+          pack_b(jc, jn, pc, std::min(kb, k - pc), bp.data());
+          for (int64_t ic = i0; ic < i1; ic += kMc)
+            compute(ic, std::min(i1, ic + kMc), jc, jn, pc, std::min(kb, k - pc), bp.data());
         }
       }
     }
