@@ -14,7 +14,8 @@
 namespace hanul::cpu {
 
 // dx += dy · W, dW += dyᵀ · x, dbias += Σ_rows dy, for float32 W [n, k]: two matmuls,
-// done by cpu::matmul on transposed operands so they run on its tuned kernel.
+// done by gemm::gemm reading the operands in the layout they are stored in (no transposed copies);
+// products of fewer than gemm::kMinRows rows take cpu::matmul's row-dot path.
 void matmul_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
                      const float* w, int64_t m, int64_t k, int64_t n, ThreadPool* pool);
 
