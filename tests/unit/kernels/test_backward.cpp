@@ -11,6 +11,8 @@
 // largest gradient: the normwise relative error, the only one defined at zeros.
 #include <gtest/gtest.h>
 
+#include "kernel_test_util.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -35,12 +37,6 @@ using DVec = std::vector<double>;
 constexpr double kStep = 1e-5;
 constexpr double kTol = 1e-5;
 
-Vec random_floats(std::mt19937& rng, int64_t n, float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  Vec v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 DVec to_double(const Vec& v) { return DVec(v.begin(), v.end()); }
 

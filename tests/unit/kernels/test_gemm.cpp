@@ -6,6 +6,8 @@
 // layout gemm() reads the operands in.
 #include <gtest/gtest.h>
 
+#include "kernel_test_util.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -23,23 +25,7 @@ namespace {
 
 constexpr double kU = 0x1p-24;  // unit roundoff of float32
 
-template <class F>
-void for_each_isa(F body) {
-  for (int i = 0; i <= static_cast<int>(cpu::detected_isa()); ++i) {
-    const auto isa = static_cast<cpu::Isa>(i);
-    SCOPED_TRACE(cpu::isa_name(isa));
-    cpu::set_max_isa(isa);
-    body();
-  }
-  cpu::set_max_isa(cpu::Isa::kAvx512);
-}
 
-std::vector<float> random_floats(std::mt19937& rng, int64_t n, float lo = -1, float hi = 1) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // W [n, k] as dtype wt, and W as the float32 values it holds.
 std::vector<uint8_t> weights(DType wt, const std::vector<float>& wf, int64_t n, int64_t k,

@@ -4,6 +4,8 @@
 // whatever m is (m % 4 decides which rows take the 4-row path).
 #include <gtest/gtest.h>
 
+#include "kernel_test_util.h"
+
 #include <cstring>
 #include <random>
 #include <vector>
@@ -18,23 +20,7 @@
 namespace hanul {
 namespace {
 
-template <class F>
-void for_each_isa(F body) {
-  for (int i = 0; i <= static_cast<int>(cpu::detected_isa()); ++i) {
-    const auto isa = static_cast<cpu::Isa>(i);
-    SCOPED_TRACE(cpu::isa_name(isa));
-    cpu::set_max_isa(isa);
-    body();
-  }
-  cpu::set_max_isa(cpu::Isa::kAvx512);
-}
 
-std::vector<float> random_floats(std::mt19937& rng, int64_t n, float scale = 1.0f) {
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 std::vector<uint8_t> quantized(DType t, const std::vector<float>& w, int64_t rows, int64_t k) {
   std::vector<uint8_t> out(static_cast<size_t>(rows * row_bytes(t, k)));
@@ -72,7 +58,7 @@ TEST(CpuMatmulRows, Dot4EqualsFourSingleDotsBitForBit) {
       SCOPED_TRACE(nb);
       const int64_t k0 = nb * kQK8_0, xs0 = nb + 1;  // stride in blocks
       std::vector<BlockQ8_0> xq(static_cast<size_t>(4 * xs0));
-      for (int r = 0; r < 4; ++r) cpu::quantize_row_q8_0(random_floats(rng, k0, 3.0f).data(), &xq[r * xs0], k0);
+      for (int r = 0; r < 4; ++r) cpu::quantize_row_q8_0(random_floats(rng, k0, -3.0f, 3.0f).data(), &xq[r * xs0], k0);
       auto w8 = quantized(DType::Q8_0, random_floats(rng, k0), 1, k0);
       auto w4 = quantized(DType::Q4_0, random_floats(rng, k0), 1, k0);
       const auto* w8p = reinterpret_cast<const BlockQ8_0*>(w8.data());
@@ -85,7 +71,7 @@ TEST(CpuMatmulRows, Dot4EqualsFourSingleDotsBitForBit) {
 
       const int64_t kk = nb * kQK_K, xsk = nb + 2;
       std::vector<BlockQ8_K> xk(static_cast<size_t>(4 * xsk));
-      for (int r = 0; r < 4; ++r) cpu::quantize_row_q8_K(random_floats(rng, kk, 3.0f).data(), &xk[r * xsk], kk);
+      for (int r = 0; r < 4; ++r) cpu::quantize_row_q8_K(random_floats(rng, kk, -3.0f, 3.0f).data(), &xk[r * xsk], kk);
       auto wk = quantized(DType::Q4_K, random_floats(rng, kk), 1, kk);
       const auto* wkp = reinterpret_cast<const BlockQ4_K*>(wk.data());
       kr.dot4_q4_K(xk.data(), xsk, wkp, nb, out);
@@ -102,7 +88,7 @@ TEST(CpuMatmulRows, EveryRowOfABatchEqualsThatRowAlone) {
       const int64_t k = wt == DType::Q4_K ? 2 * kQK_K : (wt == DType::Q8_0 || wt == DType::Q4_0) ? 5 * 32 : 77;
       const int64_t n = 37, m = 9;  // 9 rows: two tiles of 4 and one single row
       auto w = quantized(wt, random_floats(rng, n * k), n, k);
-      std::vector<float> x = random_floats(rng, m * k, 2.0f), bias = random_floats(rng, n);
+      std::vector<float> x = random_floats(rng, m * k, -2.0f, 2.0f), bias = random_floats(rng, n);
       std::vector<float> y(static_cast<size_t>(m * n)), y1(static_cast<size_t>(n));
       cpu::matmul(x.data(), m, k, w.data(), wt, n, bias.data(), y.data(), &pool);
       for (int64_t i = 0; i < m; ++i) {

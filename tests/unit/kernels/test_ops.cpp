@@ -8,6 +8,8 @@
 // u = 2^-24), so they differ from each other by at most 2·γ_k·Σ|x_i w_i|.
 #include <gtest/gtest.h>
 
+#include "kernel_test_util.h"
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -25,29 +27,8 @@ namespace {
 
 constexpr double kU = 1.0 / (1 << 24);  // unit roundoff of float32
 
-std::vector<cpu::Isa> isas() {
-  std::vector<cpu::Isa> out;
-  for (int i = 0; i <= static_cast<int>(cpu::detected_isa()); ++i) out.push_back(static_cast<cpu::Isa>(i));
-  return out;
-}
 
-// Runs body once per instruction set, restoring the cap afterwards.
-template <class F>
-void for_each_isa(F body) {
-  for (cpu::Isa isa : isas()) {
-    SCOPED_TRACE(cpu::isa_name(isa));
-    cpu::set_max_isa(isa);
-    body(isa);
-  }
-  cpu::set_max_isa(cpu::Isa::kAvx512);
-}
 
-std::vector<float> random_floats(std::mt19937& rng, int64_t n, float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 std::vector<float> dequantize(DType t, const std::vector<uint8_t>& bytes, int64_t rows, int64_t k) {
   std::vector<float> out(static_cast<size_t>(rows * k));
@@ -248,7 +229,9 @@ TEST(CpuOps, Softmax) {
       // exp within 2 ulp on each side, the sum within n·u, one scaling.
       for (size_t i = 0; i < a.size(); ++i)
         ASSERT_NEAR(a[i], b[i], (n + 8) * kU * std::fabs(a[i]) + 1e-37) << "n=" << n << " i=" << i;
-      if (n > 3) EXPECT_EQ(b[static_cast<size_t>(n + 2)], 0.0f);
+      if (n > 3) {
+        EXPECT_EQ(b[static_cast<size_t>(n + 2)], 0.0f);
+      }
     }
   });
 }

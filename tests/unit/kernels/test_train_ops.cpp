@@ -6,6 +6,8 @@
 // max |cpu - ref| <= tol · max |ref|, tol a few float32 roundings of the sums.
 #include <gtest/gtest.h>
 
+#include "kernel_test_util.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -22,12 +24,6 @@ namespace {
 
 using Vec = std::vector<float>;
 
-Vec random_floats(std::mt19937& rng, int64_t n, float lo = -1.0f, float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  Vec v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
 
 // max |a - b| / max |b| (0 when b is all zeros and a equals it).
 double normwise_error(const Vec& a, const Vec& b) {
