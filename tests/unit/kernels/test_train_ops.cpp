@@ -157,8 +157,11 @@ TEST(TrainOps, CrossEntropyMatchesRef) {
     expect_thread_independent(ds);
     EXPECT_EQ(losses[0], losses[1]);
     EXPECT_EQ(losses[0], losses[2]);
-    EXPECT_EQ(losses[0], loss_ref);
-    EXPECT_TRUE(same_bits(ds[0], d_ref));
+    // One float exp per logit against ref::'s double exps: a few ulps of the loss,
+    // and of each gradient element relative to g = 0.7 / n_valid.
+    EXPECT_NEAR(losses[0], loss_ref, 4e-6f * std::fabs(loss_ref) + 1e-6f);
+    const float g = 0.7f / static_cast<float>(n_tokens - n_tokens / 3);
+    for (size_t i = 0; i < d_ref.size(); ++i) ASSERT_NEAR(ds[0][i], d_ref[i], 2e-6f * g + 4e-7f * std::fabs(d0[i])) << i;
     // loss only
     EXPECT_EQ(cpu::cross_entropy(nullptr, logits.data(), targets.data(), n_tokens, n_vocab, 0.7f, nullptr),
               losses[0]);
