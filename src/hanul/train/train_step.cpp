@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <numbers>
+#include <span>
 
 #include <fmt/core.h>
 
@@ -65,7 +66,7 @@ constexpr const char* kPhaseNames[kNPhases] = {
     "rmsnorm_bwd", "swiglu_bwd", "embedding_bwd", "zero_fill", "clip_grad_norm", "adamw_zero_grad"};
 
 struct PhaseClock {
-  const char* path;
+  const char* path = nullptr;
   double seconds[kNPhases] = {};
   bool running = false;
   std::chrono::steady_clock::time_point begin;  // of the first accumulate since the last line
@@ -74,7 +75,10 @@ struct PhaseClock {
 PhaseClock* phase_clock() {
   static PhaseClock* clock = [] {
     const char* path = std::getenv("HANUL_TRAIN_PROFILE");
-    return path && *path ? new PhaseClock{path} : nullptr;
+    if (!path || !*path) return static_cast<PhaseClock*>(nullptr);
+    auto* pc = new PhaseClock;  // lives for the process, like the environment it reads
+    pc->path = path;
+    return pc;
   }();
   return clock;
 }
@@ -181,6 +185,16 @@ Status check_batch(const TokenBatch& b, int64_t n_vocab) {
 }
 
 }  // namespace
+
+// The buffers of accumulate(), reused across steps (sizes only grow).
+struct TrainWorkspace {
+  std::vector<LayerActs> acts;
+  std::vector<float> x_final, xf, dxf, dx;
+  // The logits, then their gradient, then (dead after the output projection's
+  // backward) the layers' scratch gradients carved from the same memory.
+  std::vector<float> big;
+  std::vector<int32_t> positions, targets, inputs;
+};
 
 // --- construction ----------------------------------------------------------------------
 
@@ -431,14 +445,21 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
     pc->begin = std::chrono::steady_clock::now();
     pc->running = true;
   }
-  std::vector<LayerActs> acts(static_cast<size_t>(c.n_layer));
-  std::vector<float> x_final, xf, logits;
-  std::vector<int32_t> positions;
+  if (!ws_) ws_ = std::make_shared<TrainWorkspace>();
+  TrainWorkspace& ws = *ws_;
+  ws.acts.resize(static_cast<size_t>(c.n_layer));
+  std::vector<LayerActs>& acts = ws.acts;
+  std::vector<float>& x_final = ws.x_final;
+  std::vector<float>& xf = ws.xf;
+  std::vector<float>& logits = ws.big;
+  std::vector<int32_t>& positions = ws.positions;
   forward_pass(c, w, inv_freq_, batch, pool, &acts, x_final, xf, logits, positions);
 
   // Cross-entropy on the next tokens: the target of input (b, t) is ids[b, t + 1].
-  std::vector<int32_t> targets(static_cast<size_t>(N));
-  std::vector<int32_t> inputs(static_cast<size_t>(N));
+  std::vector<int32_t>& targets = ws.targets;
+  std::vector<int32_t>& inputs = ws.inputs;
+  targets.resize(static_cast<size_t>(N));
+  inputs.resize(static_cast<size_t>(N));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) {
       targets[static_cast<size_t>(b * T + t)] = batch.ids[static_cast<size_t>(b * batch.n_cols + t + 1)];
@@ -454,28 +475,39 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
   // Backward, in the reverse order of forward_pass. Every *_backward accumulates,
   // so the scratch gradients are zeroed before each use; dx, the gradient of the
   // residual stream, collects both branches of each residual add.
-  std::vector<float> dxf(static_cast<size_t>(N * E), 0.0f);  // (N, n_embd)
+  std::vector<float>& dxf = ws.dxf;  // (N, n_embd)
+  dxf.assign(static_cast<size_t>(N * E), 0.0f);
   timed(kOutputBwd, [&] {
     cpu::matmul_backward(dxf.data(), g(gw.output), nullptr, dlogits.data(), xf.data(), f(w.output), N, E, V, pool);
   });
-  std::vector<float>().swap(logits);  // freed before the layers' scratch is allocated
-  std::vector<float> dx(static_cast<size_t>(N * E), 0.0f);  // (N, n_embd)
+  std::vector<float>& dx = ws.dx;  // (N, n_embd)
+  dx.assign(static_cast<size_t>(N * E), 0.0f);
   timed(kNormBwd, [&] {
     cpu::rmsnorm_backward(dx.data(), g(gw.output_norm), dxf.data(), x_final.data(), f(w.output_norm), N, E,
                           c.rms_eps, pool);
   });
 
-  std::vector<float> dxn(static_cast<size_t>(N * E));     // (N, n_embd) gradient of a normed input
-  std::vector<float> xn(static_cast<size_t>(N * E));      // (N, n_embd) a normed input, recomputed
-  std::vector<float> act(static_cast<size_t>(N * F));     // (N, n_ff) silu(gate) * up, recomputed
-  std::vector<float> dact(static_cast<size_t>(N * F));    // (N, n_ff)
-  std::vector<float> dgate(static_cast<size_t>(N * F));   // (N, n_ff)
-  std::vector<float> dup(static_cast<size_t>(N * F));     // (N, n_ff)
-  std::vector<float> datt(static_cast<size_t>(N * qd));   // (N, n_head, head_dim)
-  std::vector<float> dq(static_cast<size_t>(N * qd));     // (N, n_head, head_dim)
-  std::vector<float> dk(static_cast<size_t>(N * kvd));    // (N, n_head_kv, head_dim)
-  std::vector<float> dv(static_cast<size_t>(N * kvd));    // (N, n_head_kv, head_dim)
-  auto zero = [](std::vector<float>& a) { timed(kZero, [&] { std::fill(a.begin(), a.end(), 0.0f); }); };
+  // The layers' scratch lives in the logits' memory, which nothing reads again;
+  // every buffer is written (or zeroed) before it is read.
+  const int64_t scratch = N * (2 * E + 4 * F + 2 * qd + 2 * kvd);
+  if (static_cast<int64_t>(ws.big.size()) < scratch) ws.big.resize(static_cast<size_t>(scratch));
+  int64_t used = 0;
+  auto carve = [&](int64_t n) {
+    std::span<float> s(ws.big.data() + used, static_cast<size_t>(n));
+    used += n;
+    return s;
+  };
+  std::span<float> dxn = carve(N * E);    // (N, n_embd) gradient of a normed input
+  std::span<float> xn = carve(N * E);     // (N, n_embd) a normed input, recomputed
+  std::span<float> act = carve(N * F);    // (N, n_ff) silu(gate) * up, recomputed
+  std::span<float> dact = carve(N * F);   // (N, n_ff)
+  std::span<float> dgate = carve(N * F);  // (N, n_ff)
+  std::span<float> dup = carve(N * F);    // (N, n_ff)
+  std::span<float> datt = carve(N * qd);  // (N, n_head, head_dim)
+  std::span<float> dq = carve(N * qd);    // (N, n_head, head_dim)
+  std::span<float> dk = carve(N * kvd);   // (N, n_head_kv, head_dim)
+  std::span<float> dv = carve(N * kvd);   // (N, n_head_kv, head_dim)
+  auto zero = [](std::span<float> a) { timed(kZero, [&] { std::fill(a.begin(), a.end(), 0.0f); }); };
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   for (int64_t il = c.n_layer - 1; il >= 0; --il) {

@@ -108,6 +108,9 @@ class TrainableModel {
   Weights values_;                 // float32 views of params_[i].value
   Weights grads_;                  // float32 views of params_[i].grad, same slots
   int64_t step_ = 0;               // AdamW steps taken
+  // accumulate()'s activations and scratch, kept from step to step so that a
+  // step does not allocate and fault in ~0.5 GB afresh (train_step.cpp).
+  std::shared_ptr<struct TrainWorkspace> ws_;
 };
 
 // One optimizer step on a batch split into n_micro micro-batches of equal
