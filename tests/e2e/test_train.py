@@ -120,12 +120,23 @@ def test_checkpoint_is_a_model_for_the_other_commands(reference_run, tmp_path):
 
 
 def kill_at_random(cmd, run, rng, env=None):
-    """Starts cmd, SIGKILLs it at a random moment after it has made progress; returns True if it was killed."""
+    """Starts cmd and SIGKILLs it at a random moment: once the metrics log has grown by a random 1-12 steps,
+    after a random 0-20 ms more (so kills also land inside checkpoint saves). Returns True if it was killed.
+    Watching the log, not the clock, keeps the kills inside the run however fast the machine is."""
+    start = len(records(run)) if (run / "metrics.jsonl").exists() else 0
+    target = min(start + rng.randint(1, 12), 46)
+    extra = rng.uniform(0.0, 0.02)
     p = subprocess.Popen([HANUL, *map(str, cmd)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    target = rng.uniform(0.05, 0.5)
     t0 = time.time()
-    while p.poll() is None and time.time() - t0 < target:
-        time.sleep(0.01)
+    while p.poll() is None and time.time() - t0 < 120:
+        try:
+            n = (run / "metrics.jsonl").read_text().count("\n")
+        except OSError:
+            n = 0
+        if n >= target:
+            break
+        time.sleep(0.0005)
+    time.sleep(extra)
     if p.poll() is not None:
         return False
     p.send_signal(signal.SIGKILL)
