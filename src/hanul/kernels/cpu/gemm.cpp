@@ -41,12 +41,14 @@ inline float mul_add(float a, float b, float c) {
 #endif
 }
 
-void scalar_tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
-                 bool accumulate) {
+// One kScalarMr x kScalarNr tile; A's element (row r, k index p) is a[r * rs + p * ps],
+// which covers A stored by rows (rs = lda, ps = 1) and stored transposed (rs = 1, ps = lda).
+void scalar_tile_strided(int64_t kc, const float* a, int64_t rs, int64_t ps, const float* b, float* c,
+                         int64_t ldc, bool accumulate) {
   float acc[kScalarMr][kScalarNr] = {};
   for (int64_t p = 0; p < kc; ++p)
     for (int64_t r = 0; r < kScalarMr; ++r) {
-      const float av = a[r * lda + p];
+      const float av = a[r * rs + p * ps];
       for (int64_t j = 0; j < kScalarNr; ++j)
         acc[r][j] = mul_add(av, b[p * kScalarNr + j], acc[r][j]);
     }
@@ -55,18 +57,14 @@ void scalar_tile(int64_t kc, const float* a, int64_t lda, const float* b, float*
       c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
 }
 
+void scalar_tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                 bool accumulate) {
+  scalar_tile_strided(kc, a, lda, 1, b, c, ldc, accumulate);
+}
+
 void scalar_tile_t(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                    int64_t ldc, bool accumulate) {
-  float acc[kScalarMr][kScalarNr] = {};
-  for (int64_t p = 0; p < kc; ++p)
-    for (int64_t r = 0; r < kScalarMr; ++r) {
-      const float av = a[p * lda + r];
-      for (int64_t j = 0; j < kScalarNr; ++j)
-        acc[r][j] = mul_add(av, b[p * kScalarNr + j], acc[r][j]);
-    }
-  for (int64_t r = 0; r < kScalarMr; ++r)
-    for (int64_t j = 0; j < kScalarNr; ++j)
-      c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
+  scalar_tile_strided(kc, a, 1, lda, b, c, ldc, accumulate);
 }
 
 void scalar_pack(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int64_t p0,
