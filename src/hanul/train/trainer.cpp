@@ -10,6 +10,7 @@
 
 #include "hanul/base/mapped_file.h"
 #include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/ops_backward.h"
 #include "hanul/model/weights.h"
 #include "hanul/tokenizer/tokenizer.h"
 #include "hanul/tokenizer/tokenizer_export.h"
@@ -64,30 +65,24 @@ Result<std::vector<std::pair<std::string, std::string>>> tokenizer_files(const s
 }
 
 // Mean cross-entropy of the model on the first n_batches validation batches
-// (rows x (T + 1) tokens each), in double. The forward alone: no gradients.
+// (rows x (T + 1) tokens each): the forward alone, and cpu::cross_entropy's loss
+// without its gradient. Every target counts, so each batch weighs rows · T.
 Result<double> validation_loss(TrainableModel& model, const DataShards& val, int64_t rows, int64_t T,
                                int64_t n_batches, ThreadPool* pool) {
   const int64_t V = model.config().n_vocab;
   std::vector<int32_t> ids(static_cast<size_t>(rows * (T + 1)));
+  std::vector<int32_t> targets(static_cast<size_t>(rows * T));
   double sum = 0;
-  int64_t count = 0;
   for (int64_t i = 0; i < n_batches; ++i) {
     HANUL_TRY(val.batch(static_cast<uint64_t>(i), static_cast<int>(rows), static_cast<int>(T), ids.data()));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < T; ++t)
+        targets[static_cast<size_t>(r * T + t)] = ids[static_cast<size_t>(r * (T + 1) + t + 1)];
     TokenBatch b{ids, rows, T + 1};
     HANUL_ASSIGN_OR_RETURN(std::vector<float> logits, model.forward(b, pool));
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t t = 0; t < T; ++t) {
-        const float* z = &logits[static_cast<size_t>((r * T + t) * V)];
-        float mx = z[0];
-        for (int64_t v = 1; v < V; ++v) mx = std::max(mx, z[v]);
-        double se = 0;
-        for (int64_t v = 0; v < V; ++v) se += std::exp(static_cast<double>(z[v] - mx));
-        const int32_t target = ids[static_cast<size_t>(r * (T + 1) + t + 1)];
-        sum += std::log(se) + mx - z[target];
-        ++count;
-      }
+    sum += cpu::cross_entropy(nullptr, logits.data(), targets.data(), rows * T, V, 1.0f, pool);
   }
-  return count ? sum / static_cast<double>(count) : 0.0;
+  return n_batches > 0 ? sum / static_cast<double>(n_batches) : 0.0;
 }
 
 }  // namespace
