@@ -6,6 +6,7 @@ ratio of interleaved runs is fairer than two separate series). Prints each run
 and the ratio of the medians, tokens/s and peak RSS both sides.
 
   bench_train_pytorch.py --bench build-bwd/bench/train_bench --shape 15m -t 2 [--profile]
+                         [--torch-python /work/torch2-venv/bin/python]
 
 --profile: hanul's runs also time the phases of its step (train_bench --profile 1,
 which costs a clock read per phase); the median seconds per phase are printed.
@@ -15,6 +16,15 @@ which costs a clock read per phase); the median seconds per phase are printed.
 PyTorch side: transformers' LlamaForCausalLM (tied like llama2.c), AdamW
 (lr 1e-4, wd 0.1), clip_grad_norm_(1.0), torch.set_num_threads(t). Each side
 runs in its own process so its peak RSS (ru_maxrss) is its own.
+
+--torch-python PATH: the interpreter the PyTorch child runs under (default: the
+one running this script), so another PyTorch build can be measured without
+changing the repo's venv, e.g. a PyPI torch 2.x (MKL + oneDNN) in a venv of its
+own instead of Debian's torch 1.13 (OpenBLAS). Which PyTorch was measured is
+printed first and kept in the final JSON: its version, transformers' version,
+BLAS_INFO from torch.__config__.show() with the BLAS library actually mapped in
+(Debian's "generic" is whatever libblas.so.3 the alternatives point at; PyPI's
+MKL is linked into libtorch_cpu, so no separate library shows), and oneDNN's.
 """
 import argparse
 import json
@@ -62,6 +72,38 @@ print(json.dumps({"impl": "torch", "params": sum(p.numel() for p in model.parame
 """
 
 
+# What the child's PyTorch is: torch.__config__.show() names the build's BLAS (BLAS_INFO), MKL
+# and oneDNN versions; /proc/self/maps after one matmul names the BLAS library really loaded.
+TORCH_INFO = r"""
+import json, os, re, torch, transformers
+cfg = torch.__config__.show()
+def grab(pattern):
+    m = re.search(pattern, cfg)
+    return m.group(1) if m else None
+torch.ones(8, 8) @ torch.ones(8, 8)
+# wheels' own copies (numpy's scipy_openblas, the CUDA build's cublas) are not what torch's CPU
+# matmuls call; a system BLAS is named with its folder (Debian: openblas-openmp or -pthread)
+maps = {l.split()[-1] for l in open("/proc/self/maps")}
+libs = sorted({"/".join(f.split("/")[-2:]) for f in maps if re.search(r"blas|mkl", os.path.basename(f))
+               and "cublas" not in f and "site-packages" not in f})
+print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
+                  "blas_info": grab(r"BLAS_INFO=(\w+)"), "mkl": grab(r"Math Kernel Library Version ([\d.]+)"),
+                  "onednn": grab(r"MKL-DNN (v[\w.]+)"), "blas_libs": libs}))
+"""
+
+
+def torch_info(python):
+    out = subprocess.run([python, "-c", TORCH_INFO], check=True, capture_output=True, text=True).stdout
+    i = json.loads(out.strip().splitlines()[-1])
+    blas = i["blas_info"] or "?"
+    if i["mkl"]:
+        blas += f" (MKL {i['mkl']}, linked in)"
+    if i["blas_libs"]:
+        blas += ": " + ", ".join(i["blas_libs"])
+    i["blas"] = blas
+    return i
+
+
 def run_hanul(bench, s, t, steps, warmup, profile=False):
     args = [bench] + [x for k, v in s.items() for x in (f"--{k}", str(v))]
     args += ["--tied", "1", "--steps", str(steps), "--warmup", str(warmup), "-t", str(t)]
@@ -69,8 +111,8 @@ def run_hanul(bench, s, t, steps, warmup, profile=False):
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
 
 
-def run_torch(s, t, steps, warmup):
-    out = subprocess.run([sys.executable, "-c", TORCH_CHILD, json.dumps(s), str(t), str(steps), str(warmup)],
+def run_torch(python, s, t, steps, warmup):
+    out = subprocess.run([python, "-c", TORCH_CHILD, json.dumps(s), str(t), str(steps), str(warmup)],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -84,12 +126,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--torch-python", default=sys.executable,
+                    help="interpreter for the PyTorch child (default: this one)")
     a = ap.parse_args()
     s = SHAPES[a.shape]
+    ti = torch_info(a.torch_python)
+    print(f"torch {ti['torch']} (transformers {ti['transformers']}) under {a.torch_python}: "
+          f"BLAS {ti['blas']}, oneDNN {ti['onednn'] or 'none'}", flush=True)
     h, p = [], []
     for r in range(a.rounds):
         h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile))
-        p.append(run_torch(s, a.t, a.steps, a.warmup))
+        p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup))
         print(f"round {r}: hanul {h[-1]['tokens_per_s']:.0f} tok/s ({h[-1]['peak_rss_mb']:.0f} MB)  "
               f"torch {p[-1]['tokens_per_s']:.0f} tok/s ({p[-1]['peak_rss_mb']:.0f} MB)", flush=True)
     ht = statistics.median(x["tokens_per_s"] for x in h)
@@ -111,7 +158,9 @@ def main():
                       "torch_peak_rss_mb": max(x["peak_rss_mb"] for x in p),
                       "params_hanul": h[0]["params"], "params_torch": p[0]["params"],
                       "hanul_pct_of_fp32_peak": round(100 * ht * flop_tok / peak, 1),
-                      "torch_pct_of_fp32_peak": round(100 * pt * flop_tok / peak, 1)}))
+                      "torch_pct_of_fp32_peak": round(100 * pt * flop_tok / peak, 1),
+                      "torch_version": ti["torch"], "torch_blas": ti["blas"], "torch_onednn": ti["onednn"],
+                      "torch_python": a.torch_python}))
 
 
 if __name__ == "__main__":
