@@ -421,7 +421,7 @@ TEST(BackwardCpu, AttentionMatchesRefAndThreadCount) {
     SCOPED_TRACE(cpu::isa_name(isa));
     cpu::set_max_isa(isa);
     for (Shape s : {Shape{1, 0, 1, 1, 2}, Shape{9, 0, 4, 4, 6}, Shape{13, 6, 6, 2, 18},
-                    Shape{21, 3, 8, 1, 34}}) {
+                    Shape{21, 3, 8, 1, 34}, Shape{70, 5, 6, 2, 7}, Shape{130, 0, 2, 1, 48}}) {
       SCOPED_TRACE(std::to_string(s.n_tokens) + " tokens, " + std::to_string(s.n_head) + "/" +
                    std::to_string(s.n_head_kv) + " heads, hd " + std::to_string(s.hd));
       const int64_t n_kv = s.pos0 + s.n_tokens;

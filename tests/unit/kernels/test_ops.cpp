@@ -280,7 +280,8 @@ TEST(CpuOps, Attention) {
   for_each_isa([&](cpu::Isa) {
     for (int n_head_kv : {1, 2, 4}) {
       for (int head_dim : {4, 7, 64}) {
-        for (int64_t n_tokens : {1, 3, 5}) {
+        // 17 and 70: the matrix-product path (attention_tiles::kMinTokens), 70 in two blocks.
+        for (int64_t n_tokens : {1, 3, 5, 17, 70}) {
           for (int64_t pos0 : {0, 4}) {
             const int n_head = 4;
             const int64_t n_kv = pos0 + n_tokens + 2;  // two cache slots past the last query

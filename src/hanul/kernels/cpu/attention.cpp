@@ -1,18 +1,91 @@
-// Causal grouped-query attention, one task per (query token, head): scores by
-// vector dot products, a two-pass softmax in float32 (max first, so exp cannot
-// overflow), then out = Σ p_j v_j by axpy. Tasks write disjoint outputs and each
-// runs in a fixed order, so the result does not depend on the thread count.
+// Causal grouped-query attention. Below attention_tiles::kMinTokens queries (decoding),
+// one task per (query token, head): scores by vector dot products, a two-pass softmax
+// in float32 (max first, so exp cannot overflow), then out = Σ p_j v_j by axpy. From
+// kMinTokens on, one task per (head, block of queries), as matrix products
+// (attention_tiles.h). Tasks write disjoint outputs and each runs in a fixed order,
+// so the result does not depend on the thread count.
+#include <algorithm>
 #include <vector>
 
 #include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/attention_tiles.h"
+#include "hanul/kernels/cpu/gemm.h"
 #include "hanul/kernels/cpu/ops.h"
 #include "hanul/kernels/cpu/simd.h"
 
 namespace hanul::cpu {
 
+namespace attention_tiles {
+
+void gather_rows(const float* src, int64_t rows, int64_t stride, int head_dim, float* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy_n(src + r * stride, head_dim, out + r * head_dim);
+}
+
+void probabilities(const float* qb, const float* kh, int64_t i0, int64_t i1, int64_t pos0,
+                   int head_dim, float scale, float* p) {
+  const simd::Kernels& kr = simd::kernels();
+  const int64_t rows = i1 - i0, n_cols = pos0 + i1;
+  gemm::gemm(qb, gemm::Layout::kRows, kh, gemm::Layout::kRows, rows, head_dim, n_cols, p, false,
+             nullptr);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* pr = p + r * n_cols;
+    const int64_t n_visible = pos0 + i0 + r + 1;
+    kr.scale(pr, scale, n_visible);
+    const float sum = kr.exp_sub_sum(pr, kr.max(pr, n_visible), n_visible);
+    kr.scale(pr, 1.0f / sum, n_visible);
+    std::fill(pr + n_visible, pr + n_cols, 0.0f);
+  }
+}
+
+}  // namespace attention_tiles
+
+namespace {
+
+void attention_by_products(float* out, const float* q, int64_t n_tokens, const float* k,
+                           const float* v, int n_head, int n_head_kv, int head_dim, int64_t pos0,
+                           float scale, ThreadPool* pool) {
+  using namespace attention_tiles;
+  const int group = n_head / n_head_kv;
+  const int64_t q_stride = static_cast<int64_t>(n_head) * head_dim;
+  const int64_t kv_stride = static_cast<int64_t>(n_head_kv) * head_dim;
+  const int64_t n_blocks = (n_tokens + kQueryBlock - 1) / kQueryBlock;
+  // Later blocks see more keys: hand them out first, so the short ones fill the gaps.
+  parallel_for(pool, n_head * n_blocks, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<float> qb, kh, vh, p, ob;
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t blk = n_blocks - 1 - task / n_head;
+      const int h = static_cast<int>(task % n_head);
+      const int64_t hk = h / group;
+      const int64_t i0 = blk * kQueryBlock, i1 = std::min(n_tokens, i0 + kQueryBlock);
+      const int64_t rows = i1 - i0, n_cols = pos0 + i1;
+      qb.resize(static_cast<size_t>(rows * head_dim));
+      kh.resize(static_cast<size_t>(n_cols * head_dim));
+      vh.resize(kh.size());
+      p.resize(static_cast<size_t>(rows * n_cols));
+      ob.resize(qb.size());
+      gather_rows(q + i0 * q_stride + h * head_dim, rows, q_stride, head_dim, qb.data());
+      gather_rows(k + hk * head_dim, n_cols, kv_stride, head_dim, kh.data());
+      gather_rows(v + hk * head_dim, n_cols, kv_stride, head_dim, vh.data());
+      probabilities(qb.data(), kh.data(), i0, i1, pos0, head_dim, scale, p.data());
+      // out_b = P·V: V stored [keys, head_dim] is B stored transposed.
+      gemm::gemm(p.data(), gemm::Layout::kRows, vh.data(), gemm::Layout::kTransposed, rows, n_cols,
+                 head_dim, ob.data(), false, nullptr);
+      for (int64_t r = 0; r < rows; ++r)
+        std::copy_n(ob.data() + r * head_dim, head_dim, out + (i0 + r) * q_stride + h * head_dim);
+    }
+  });
+}
+
+}  // namespace
+
 void attention(float* out, const float* q, int64_t n_tokens, const float* k, const float* v,
                int64_t n_kv, int n_head, int n_head_kv, int head_dim, int64_t pos0, float scale,
                ThreadPool* pool) {
+  if (n_tokens >= attention_tiles::kMinTokens) {
+    attention_by_products(out, q, n_tokens, k, v, n_head, n_head_kv, head_dim, pos0, scale, pool);
+    return;
+  }
   const simd::Kernels& kr = simd::kernels();
   const int group = n_head / n_head_kv;
   const int64_t kv_stride = static_cast<int64_t>(n_head_kv) * head_dim;

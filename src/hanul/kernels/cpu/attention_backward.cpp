@@ -1,4 +1,7 @@
-// Backward of causal GQA attention (the math is in ref/attention_backward.cpp),
+// Backward of causal GQA attention (the math is in ref/attention_backward.cpp).
+// From attention_tiles::kMinTokens queries on, as matrix products (attention_tiles.h):
+// one task per kv head, which runs its group's heads in order, a block of queries at
+// a time, and owns its rows of dk and dv. Below it (and for the tests of both paths),
 // one head at a time in two parallel passes:
 //   1. over queries i: recompute p_i· (softmax row), ds_i· = p·(dp - do·o)·scale,
 //      and dq_i = Σ_j ds_ij k_j; keep P and dS of the head ([n_tokens, n_kv] each);
@@ -6,19 +9,98 @@
 // Pass 2 makes each key row owned by one task, so no two threads add into the same
 // dk/dv row and the heads of a group add into their kv head in head order: the
 // result does not depend on the thread count. Memory: 2·n_tokens·n_kv floats.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/attention_tiles.h"
+#include "hanul/kernels/cpu/gemm.h"
 #include "hanul/kernels/cpu/ops_backward.h"
 #include "hanul/kernels/cpu/simd.h"
 
 namespace hanul::cpu {
+namespace {
+
+void attention_backward_by_products(float* dq, float* dk, float* dv, const float* dout,
+                                    const float* q, int64_t n_tokens, const float* k,
+                                    const float* v, int n_head, int n_head_kv, int head_dim,
+                                    int64_t pos0, float scale, ThreadPool* pool) {
+  using namespace attention_tiles;
+  using gemm::Layout;
+  const simd::Kernels& kr = simd::kernels();
+  const int group = n_head / n_head_kv;
+  const int64_t q_stride = static_cast<int64_t>(n_head) * head_dim;
+  const int64_t kv_stride = static_cast<int64_t>(n_head_kv) * head_dim;
+  const int64_t n_keys = pos0 + n_tokens;  // the keys any query sees
+  const int64_t n_blocks = (n_tokens + kQueryBlock - 1) / kQueryBlock;
+  parallel_for(pool, n_head_kv, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<float> kh(static_cast<size_t>(n_keys * head_dim)), vh(kh.size());
+    std::vector<float> dkh(kh.size()), dvh(kh.size());
+    std::vector<float> qb, dob, dqb, p, ds;
+    for (int64_t hk = t0; hk < t1; ++hk) {
+      gather_rows(k + hk * head_dim, n_keys, kv_stride, head_dim, kh.data());
+      gather_rows(v + hk * head_dim, n_keys, kv_stride, head_dim, vh.data());
+      std::fill(dkh.begin(), dkh.end(), 0.0f);
+      std::fill(dvh.begin(), dvh.end(), 0.0f);
+      for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
+        for (int64_t blk = 0; blk < n_blocks; ++blk) {
+          const int64_t i0 = blk * kQueryBlock, i1 = std::min(n_tokens, i0 + kQueryBlock);
+          const int64_t rows = i1 - i0, n_cols = pos0 + i1;
+          qb.resize(static_cast<size_t>(rows * head_dim));
+          dob.resize(qb.size());
+          dqb.resize(qb.size());
+          p.resize(static_cast<size_t>(rows * n_cols));
+          ds.resize(p.size());
+          gather_rows(q + i0 * q_stride + h * head_dim, rows, q_stride, head_dim, qb.data());
+          gather_rows(dout + i0 * q_stride + h * head_dim, rows, q_stride, head_dim, dob.data());
+          probabilities(qb.data(), kh.data(), i0, i1, pos0, head_dim, scale, p.data());
+          // dP = dO_b·Vᵀ, then dS = P·(dP - Σ_j P·dP)·scale in place (0 past each row's keys).
+          gemm::gemm(dob.data(), Layout::kRows, vh.data(), Layout::kRows, rows, head_dim, n_cols,
+                     ds.data(), false, nullptr);
+          for (int64_t r = 0; r < rows; ++r) {
+            const float* pr = p.data() + r * n_cols;
+            float* dsr = ds.data() + r * n_cols;
+            const int64_t n_visible = pos0 + i0 + r + 1;
+            float p_dot_dp = 0.0f;
+            for (int64_t j = 0; j < n_visible; ++j) p_dot_dp += pr[j] * dsr[j];
+            for (int64_t j = 0; j < n_visible; ++j) dsr[j] = pr[j] * (dsr[j] - p_dot_dp) * scale;
+            std::fill(dsr + n_visible, dsr + n_cols, 0.0f);
+          }
+          if (dq) {  // dQ_b = dS·K (K stored [keys, head_dim]: B transposed)
+            gemm::gemm(ds.data(), Layout::kRows, kh.data(), Layout::kTransposed, rows, n_cols,
+                       head_dim, dqb.data(), false, nullptr);
+            for (int64_t r = 0; r < rows; ++r)
+              kr.axpy(dq + (i0 + r) * q_stride + h * head_dim, 1.0f, dqb.data() + r * head_dim,
+                      head_dim);
+          }
+          // dK += dSᵀ·Q_b and dV += Pᵀ·dO_b: dS, P stored [rows, keys] are A transposed.
+          if (dk)
+            gemm::gemm(ds.data(), Layout::kTransposed, qb.data(), Layout::kTransposed, n_cols, rows,
+                       head_dim, dkh.data(), true, nullptr);
+          if (dv)
+            gemm::gemm(p.data(), Layout::kTransposed, dob.data(), Layout::kTransposed, n_cols, rows,
+                       head_dim, dvh.data(), true, nullptr);
+        }
+      for (int64_t j = 0; j < n_keys; ++j) {
+        if (dk) kr.axpy(dk + j * kv_stride + hk * head_dim, 1.0f, dkh.data() + j * head_dim, head_dim);
+        if (dv) kr.axpy(dv + j * kv_stride + hk * head_dim, 1.0f, dvh.data() + j * head_dim, head_dim);
+      }
+    }
+  });
+}
+
+}  // namespace
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         int64_t n_tokens, const float* k, const float* v, int64_t n_kv, int n_head,
                         int n_head_kv, int head_dim, int64_t pos0, float scale, ThreadPool* pool) {
   if (n_tokens <= 0) return;
+  if (n_tokens >= attention_tiles::kMinTokens) {
+    attention_backward_by_products(dq, dk, dv, dout, q, n_tokens, k, v, n_head, n_head_kv,
+                                   head_dim, pos0, scale, pool);
+    return;
+  }
   const simd::Kernels& kr = simd::kernels();
   const int group = n_head / n_head_kv;
   const int64_t q_stride = static_cast<int64_t>(n_head) * head_dim;
