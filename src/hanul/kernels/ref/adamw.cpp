@@ -7,26 +7,33 @@
 
 namespace hanul::ref {
 
-void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& hp,
-           int64_t step) {
+AdamWScalars adamw_scalars(const AdamWParams& hp, int64_t step) {
   // torch evaluates every scalar as a Python float (double) and each tensor op casts
-  // it to float32; the element expressions keep the association of its CPU kernels
-  // (addcmul: self + value·t1·t2, addcdiv: self + value·t1 / t2).
+  // it to float32.
   const double bc1 = 1.0 - std::pow(hp.beta1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(hp.beta2, static_cast<double>(step));
-  const float decay = static_cast<float>(1.0 - hp.lr * hp.weight_decay);
-  const float b1 = static_cast<float>(hp.beta1), one_minus_b1 = static_cast<float>(1.0 - hp.beta1);
-  const float b2 = static_cast<float>(hp.beta2), one_minus_b2 = static_cast<float>(1.0 - hp.beta2);
-  const float neg_step_size = static_cast<float>(-(hp.lr / bc1));
-  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  const float eps = static_cast<float>(hp.eps);
+  return {static_cast<float>(1.0 - hp.lr * hp.weight_decay),
+          static_cast<float>(hp.beta1),
+          static_cast<float>(1.0 - hp.beta1),
+          static_cast<float>(hp.beta2),
+          static_cast<float>(1.0 - hp.beta2),
+          static_cast<float>(-(hp.lr / bc1)),
+          static_cast<float>(std::sqrt(bc2)),
+          static_cast<float>(hp.eps)};
+}
+
+void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& hp,
+           int64_t step) {
+  // The element expressions keep the association of torch's CPU kernels (addcmul:
+  // self + value·t1·t2, addcdiv: self + value·t1 / t2).
+  const AdamWScalars c = adamw_scalars(hp, step);
   for (int64_t i = 0; i < n; ++i) {
     const float g = grad[i];
-    param[i] *= decay;  // decoupled weight decay: applied to the weight, not the gradient
-    m[i] = m[i] * b1 + g * one_minus_b1;
-    v[i] = v[i] * b2 + one_minus_b2 * g * g;
-    const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;
-    param[i] += neg_step_size * m[i] / denom;
+    param[i] *= c.decay;  // decoupled weight decay: applied to the weight, not the gradient
+    m[i] = m[i] * c.b1 + g * c.one_minus_b1;
+    v[i] = v[i] * c.b2 + c.one_minus_b2 * g * g;
+    const float denom = std::sqrt(v[i]) / c.bc2_sqrt + c.eps;
+    param[i] += c.neg_step_size * m[i] / denom;
   }
 }
 
