@@ -3,14 +3,17 @@
 //   dx[m, k] += dy[m, n] · W[n, k]     (W read as stored: the GEMM's B transposed)
 //   dW[n, k] += dyᵀ[n, m] · x[m, k]    (dy and x read as stored: A and B transposed)
 // gemm::gemm packs each operand from the layout it lies in, so no transposed copy of
-// W, dy or x is made. Each product is summed as cpu::matmul would sum it (the block
-// sums of gemm.h, from zero) and then added to the gradient, as ref:: does; where the
-// product has one k block that is the same as adding in place, so gemm adds to the
-// gradient directly. Products with fewer than gemm::kMinRows rows take cpu::matmul's
-// row-dot path, as a forward matmul of that many rows does, on transposed copies
-// (small by definition): the GEMM would be as thread-invariant, but its other
-// rounding moves the AdamW step of near-zero gradients of the tiny test models past
-// what tests/reference/check_train_step.py allows. Everything here is
+// W, dy or x is made. gemm adds each product's block sums (gemm.h) to the gradient
+// in block order, in place: on a zeroed gradient (a step's first micro-batch) that is
+// the product summed from zero, as ref:: has it; on a gradient that already holds
+// earlier micro-batches the additions round in another order than ref::'s
+// "sum, then add" (last bits only). No m × n temporary: for the output layer's dW
+// (vocab × d_model) that was 37 MB written, read and added per step. Products with
+// fewer than gemm::kMinRows rows take cpu::matmul's row-dot path, as a forward matmul
+// of that many rows does, on transposed copies (small by definition), then add: the
+// GEMM would be as thread-invariant, but its other rounding moves the AdamW step of
+// near-zero gradients of the tiny test models past what
+// tests/reference/check_train_step.py allows. Everything here is
 // thread-count invariant (gemm.h, cpu::matmul; dbias sums each column in row order).
 #include <algorithm>
 #include <vector>
@@ -46,7 +49,7 @@ void accumulate(float* acc, const std::vector<float>& add_, ThreadPool* pool) {
   });
 }
 
-// y[m, n] += A · Bᵀ (k deep), the product summed as cpu::matmul sums it, then added.
+// y[m, n] += A · Bᵀ (k deep), as the header comment says.
 void add_product(float* y, const float* a, Layout la, const float* b, Layout lb, int64_t m,
                  int64_t k, int64_t n, ThreadPool* pool) {
   if (m < gemm::kMinRows) {  // the row-dot path wants A [m, k] and B [n, k]
@@ -62,12 +65,8 @@ void add_product(float* y, const float* a, Layout la, const float* b, Layout lb,
     std::vector<float> tmp(static_cast<size_t>(m * n));
     gemm::matmul_row_dots(a, m, k, b, DType::F32, n, nullptr, tmp.data(), pool);
     accumulate(y, tmp, pool);
-  } else if (gemm::k_blocks(k) == 1) {
-    gemm::gemm(a, la, b, lb, m, k, n, y, true, pool);
   } else {
-    std::vector<float> tmp(static_cast<size_t>(m * n));
-    gemm::gemm(a, la, b, lb, m, k, n, tmp.data(), false, pool);
-    accumulate(y, tmp, pool);
+    gemm::gemm(a, la, b, lb, m, k, n, y, true, pool);
   }
 }
 
