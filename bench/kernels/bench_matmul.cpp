@@ -15,7 +15,14 @@
 // llama2.c 15M model (2048 tokens, d_model 288, d_ff 768, vocab 32000) and the
 // ~110M one (1024 tokens, d_model 768, d_ff 2048), as GFLOP/s (4·m·n·k per call):
 //   build-*/bench/bench_matmul --benchmark_filter=MatmulBackward
+//
+// BM_FmaPeak: the machine's FMA ceiling (registers only), to read the GFLOP/s above
+// against: build-*/bench/bench_matmul --benchmark_filter=FmaPeak
 #include <benchmark/benchmark.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 
 #include <random>
 #include <thread>
@@ -182,6 +189,45 @@ void backward_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"m", "k", "n", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 BENCHMARK(BM_MatmulBackward)->Apply(backward_args);
+
+#if defined(__x86_64__) || defined(_M_X64)
+// The FMA ceiling the GEMM is measured against: 12 independent chains of 8-lane
+// fused multiply-adds on registers only (no memory), on each of `threads` threads,
+// as GFLOP/s (2 per lane). The nominal peak (2 FMA pipes × 8 lanes × 2 × the
+// all-core clock) assumes a clock the machine may not hold: on the 2-core Zen 3 VM
+// of docs/PERFORMANCE.md this reads ~97 per thread (~3.0 GHz), not the 117 of 3.66.
+__attribute__((target("avx2,fma"))) float fma_chains(int64_t iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(1.0f + static_cast<float>(i) * 1e-7f);
+  const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], b, c);
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  return _mm256_cvtss_f32(s);
+}
+
+void BM_FmaPeak(benchmark::State& state) {
+  if (cpu::active_isa() < cpu::Isa::kAvx2) {
+    state.SkipWithError("needs AVX2 + FMA");
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  ThreadPool pool(threads);
+  constexpr int64_t kIters = 20'000'000;
+  std::vector<float> sink(static_cast<size_t>(threads));
+  for (auto _ : state) {
+    pool.run(threads, [&](int64_t t) { sink[static_cast<size_t>(t)] = fma_chains(kIters); });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  state.counters["GFLOPS"] = benchmark::Counter(
+      static_cast<double>(threads) * kIters * 12 * 8 * 2 * 1e-9 *
+          static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_FmaPeak)->Apply(threads_args)->Unit(benchmark::kMillisecond);
+#endif
 
 }  // namespace
 }  // namespace hanul
