@@ -183,11 +183,13 @@ void run(const Problem& pr, ThreadPool* pool) {
     const int64_t nc = ceil_div(ceil_div(j1 - j0, n_blocks), nr) * nr;
     // Packed B: the k block at pc starts at pc·nc (all_k) or at 0 (one at a time).
     std::vector<float> bp(static_cast<size_t>((all_k ? k : kb) * nc));
-    std::vector<float> a_edge, c_edge(static_cast<size_t>(mr * nr));
-    // A stored [k, m]: each block of rows × kc is copied to [kc][rows padded to mr]
-    // (zeros past m), which tile_t reads like the stored A but within one L2 block.
-    std::vector<float> ap(pr.a_t ? static_cast<size_t>(kb * std::min(kMc, ceil_div(i1 - i0, mr) * mr)) : 0);
-    if (!pr.a_t) a_edge.assign(static_cast<size_t>(mr * kb), 0.0f);
+    std::vector<float> c_edge(static_cast<size_t>(mr * nr));
+    // Each block of A (rows × kc) is copied, rows padded to mr with zeros, so the
+    // tiles read it from one contiguous L2 block: A [m, k] as [rows][kc] (rows kc
+    // apart, not k: with k = 2048 or the vocab, rows 8 KiB or 128 KB apart fall into
+    // the same L1/L2 sets and evict each other), A stored [k, m] as [kc][rows], which
+    // tile_t reads like the stored A.
+    std::vector<float> ap(static_cast<size_t>(kb * std::min(kMc, ceil_div(i1 - i0, mr) * mr)));
 
     auto pack_b = [&](int64_t jc, int64_t jn, int64_t pc, int64_t kc, float* block) {
       for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
@@ -204,32 +206,31 @@ void run(const Problem& pr, ThreadPool* pool) {
                        const float* block) {
       const bool accumulate = pc > 0 || pr.accumulate, last = pc + kc == k;
       const int64_t lda_p = ceil_div(ie - ic, mr) * mr;
-      if (pr.a_t)
+      if (pr.a_t) {
         for (int64_t p = 0; p < kc; ++p) {
           float* o = ap.data() + p * lda_p;
           std::memcpy(o, pr.a + (pc + p) * m + ic, static_cast<size_t>(ie - ic) * sizeof(float));
           std::fill(o + (ie - ic), o + lda_p, 0.0f);
         }
+      } else {
+        for (int64_t i = ic; i < ie; ++i)
+          std::memcpy(ap.data() + (i - ic) * kc, pr.a + i * k + pc, static_cast<size_t>(kc) * sizeof(float));
+        std::fill(ap.data() + (ie - ic) * kc, ap.data() + lda_p * kc, 0.0f);
+      }
       for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
         const int64_t j = jc + q * nr, cols = std::min(nr, jn - q * nr);
         const float* b = block + q * nr * kc;
         for (int64_t i = ic; i < ie; i += mr) {
           const int64_t rows = std::min(mr, ie - i);
           float* yt = y + i * n + j;
-          // Where the tile reads A from: in place, or the packed block.
-          const float* a = pr.a_t ? ap.data() + (i - ic) : pr.a + i * k + pc;
-          int64_t lda = pr.a_t ? lda_p : k;
+          // Where the tile reads A from in the copied block.
+          const float* a = pr.a_t ? ap.data() + (i - ic) : ap.data() + (i - ic) * kc;
+          const int64_t lda = pr.a_t ? lda_p : kc;
           if (rows == mr && cols == nr) {
             (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, yt, n, accumulate);
           } else {
-            // An edge tile: rows past m are zeros, columns past n are the zero
-            // padding of the panel, and the kernel writes into c_edge.
-            if (rows < mr && !pr.a_t) {
-              for (int64_t r = 0; r < mr; ++r)
-                for (int64_t p = 0; p < kc; ++p) a_edge[r * kc + p] = r < rows ? a[r * k + p] : 0.0f;
-              a = a_edge.data();
-              lda = kc;
-            }
+            // An edge tile: rows past m are the block's zero rows, columns past n the
+            // zero padding of the panel; the kernel writes into c_edge.
             if (accumulate)
               for (int64_t r = 0; r < rows; ++r)
                 for (int64_t c = 0; c < cols; ++c) c_edge[r * nr + c] = yt[r * n + c];

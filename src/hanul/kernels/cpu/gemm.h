@@ -7,16 +7,18 @@
 // 2015, fig. 2): for each block of NC weight rows and KC columns of k, the block of
 // W is packed once, transposed and widened to float32, into NR-wide micro-panels
 // (so the micro-kernel reads W with contiguous vector loads); the micro-kernel
-// then sweeps MR-row tiles of x (read in place, one broadcast per element) over
-// each micro-panel, holding an MR × NR tile of y in registers for KC steps.
+// then sweeps MR-row tiles of x (its block copied contiguous, one broadcast per
+// element) over each micro-panel, holding an MR × NR tile of y in registers for KC
+// steps.
 // Where k <= 2·kKc the W block is packed for all of k at once and the k blocks run
 // inside each row block, so y's tiles stay in L2 between them (gemm.cpp).
 //
 // matmul_backward's products dx = dy·W and dW = dyᵀ·x have operands stored the
 // other way round (W as [k, n], dy as [k, m]); gemm() takes them as they lie: a
 // transposed W is packed from its rows (a plain copy, p by p), a transposed x block
-// is copied into a [kc][rows] buffer that the micro-kernel's tile_t reads — no
-// transposed copy of the whole operand is ever made.
+// is copied into a [kc][rows] buffer that the micro-kernel's tile_t reads (and an x
+// block by rows into a [rows][kc] one) — no transposed copy of the whole operand is
+// ever made.
 //
 // The summation order of each y[i, j] is fixed by k alone: k is cut into
 // k_blocks(k) blocks of k_block(k) (the last one shorter); the products are
