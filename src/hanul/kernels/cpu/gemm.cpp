@@ -167,18 +167,19 @@ void run(const Problem& pr, ThreadPool* pool) {
   const int64_t cols_per = ceil_div(n_panels, nt0) * nr;
   const int64_t nt = ceil_div(n, cols_per);
 
-  // When all of k is at most kAllK (every product of a training step but the dx of
-  // the vocab projection, k = vocab), a task packs every k block of a column block at
-  // once and runs the k blocks inside each row block, so the row block's tiles of y
-  // stay in L2 from one k block to the next instead of going out to L3 or memory and
-  // back once per k block — for the vocab projection that is the tokens × vocab
-  // logits. Where k <= 2·kKc the packed B is kept within one kKc × kNc block (L2);
-  // deeper (k = 768..4096: the ~110M model's products, every dW) it is k × kNc floats,
-  // up to 6 MB, from L3 — 3-18% faster at the ~110M products than one k block at a
-  // time. Same blocks, same order per element: the same bits.
+  // k is run a span of up to kAllK at a time (all of it in every product of a
+  // training step but the dx of the vocab projection, k = vocab): a task packs every
+  // k block of the span for a column block at once and runs the span's k blocks
+  // inside each row block, so the row block's tiles of y stay in L2 from one k block
+  // to the next instead of going out to L3 or memory and back once per k block — for
+  // the vocab projection that is the tokens × vocab logits. Where k <= 2·kKc the
+  // packed B is kept within one kKc × kNc block (L2); deeper it is up to kAllK × kNc
+  // floats (6 MB) in L3. Against one k block at a time: 3-18% faster at the ~110M
+  // model's products (k = 768..2048). Same blocks, same order per element: the same
+  // bits.
   constexpr int64_t kAllK = 4096;
-  const bool all_k = k > kb && k <= kAllK;
-  const int64_t nc_max = all_k && k <= 2 * kKc ? std::min(kNc, kKc * kNc / k / nr * nr) : kNc;
+  const int64_t k_span = std::max(kb, kAllK / kb * kb);
+  const int64_t nc_max = k > kb && k <= 2 * kKc ? std::min(kNc, kKc * kNc / k / nr * nr) : kNc;
 
   auto task = [&](int64_t t) {
     const int64_t i0 = (t / nt) * rows_per, i1 = std::min(m, i0 + rows_per);
@@ -186,8 +187,8 @@ void run(const Problem& pr, ThreadPool* pool) {
     // The task's columns in the fewest blocks of at most nc_max, even to a panel.
     const int64_t n_blocks = ceil_div(j1 - j0, nc_max);
     const int64_t nc = ceil_div(ceil_div(j1 - j0, n_blocks), nr) * nr;
-    // Packed B: the k block at pc starts at pc·nc (all_k) or at 0 (one at a time).
-    std::vector<float> bp(static_cast<size_t>((all_k ? k : kb) * nc));
+    // Packed B of a span: the k block at pc starts at (pc - span start)·nc.
+    std::vector<float> bp(static_cast<size_t>(std::min(k, k_span) * nc));
     std::vector<float> c_edge(static_cast<size_t>(mr * nr));
     // Each block of A (rows × kc) is copied, rows padded to mr with zeros, so the
     // tiles read it from one contiguous L2 block: A [m, k] as [rows][kc] (rows kc
@@ -252,17 +253,14 @@ void run(const Problem& pr, ThreadPool* pool) {
 
     for (int64_t jc = j0; jc < j1; jc += nc) {
       const int64_t jn = std::min(nc, j1 - jc);
-      if (all_k) {
-        for (int64_t pc = 0; pc < k; pc += kb) pack_b(jc, jn, pc, std::min(kb, k - pc), bp.data() + pc * nc);
+      for (int64_t ks = 0; ks < k; ks += k_span) {
+        const int64_t ke = std::min(k, ks + k_span);
+        for (int64_t pc = ks; pc < ke; pc += kb)
+          pack_b(jc, jn, pc, std::min(kb, k - pc), bp.data() + (pc - ks) * nc);
         for (int64_t ic = i0; ic < i1; ic += kMc)
-          for (int64_t pc = 0; pc < k; pc += kb)
-            compute(ic, std::min(i1, ic + kMc), jc, jn, pc, std::min(kb, k - pc), bp.data() + pc * nc);
-      } else {
-        for (int64_t pc = 0; pc < k; pc += kb) {
-          pack_b(jc, jn, pc, std::min(kb, k - pc), bp.data());
-          for (int64_t ic = i0; ic < i1; ic += kMc)
-            compute(ic, std::min(i1, ic + kMc), jc, jn, pc, std::min(kb, k - pc), bp.data());
-        }
+          for (int64_t pc = ks; pc < ke; pc += kb)
+            compute(ic, std::min(i1, ic + kMc), jc, jn, pc, std::min(kb, k - pc),
+                    bp.data() + (pc - ks) * nc);
       }
     }
   };
