@@ -127,6 +127,22 @@ void pack_b_transposed(const float* b, int64_t n, int64_t j0, int64_t rows, int6
   }
 }
 
+// Per-thread buffers for the packed B, the copied A block and an edge tile, kept
+// from call to call and only grown: attention calls the GEMM thousands of times a
+// training step on small blocks, where allocating and zeroing them every call cost
+// more than the products. Every element is written before it is read (the packs
+// write their zero padding), so none is initialised here.
+enum Scratch { kScratchB, kScratchA, kScratchEdge, kNScratch };
+float* scratch(Scratch which, int64_t n) {
+  thread_local std::vector<float> buffers[kNScratch];
+  std::vector<float>& b = buffers[which];
+  if (static_cast<int64_t>(b.size()) < n) {
+    b = std::vector<float>();  // release before growing: never two at once
+    b.resize(static_cast<size_t>(n));
+  }
+  return b.data();
+}
+
 void run(const Problem& pr, ThreadPool* pool) {
   const int64_t m = pr.m, k = pr.k, n = pr.n;
   float* const y = pr.y;
@@ -188,14 +204,14 @@ void run(const Problem& pr, ThreadPool* pool) {
     const int64_t n_blocks = ceil_div(j1 - j0, nc_max);
     const int64_t nc = ceil_div(ceil_div(j1 - j0, n_blocks), nr) * nr;
     // Packed B of a span: the k block at pc starts at (pc - span start)·nc.
-    std::vector<float> bp(static_cast<size_t>(std::min(k, k_span) * nc));
-    std::vector<float> c_edge(static_cast<size_t>(mr * nr));
+    float* const bp = scratch(kScratchB, std::min(k, k_span) * nc);
+    float* const c_edge = scratch(kScratchEdge, mr * nr);
     // Each block of A (rows × kc) is copied, rows padded to mr with zeros, so the
     // tiles read it from one contiguous L2 block: A [m, k] as [rows][kc] (rows kc
     // apart, not k: with k = 2048 or the vocab, rows 8 KiB or 128 KB apart fall into
     // the same L1/L2 sets and evict each other), A stored [k, m] as [kc][rows], which
     // tile_t reads like the stored A.
-    std::vector<float> ap(static_cast<size_t>(kb * std::min(kMc, ceil_div(i1 - i0, mr) * mr)));
+    float* const ap = scratch(kScratchA, kb * std::min(kMc, ceil_div(i1 - i0, mr) * mr));
 
     auto pack_b = [&](int64_t jc, int64_t jn, int64_t pc, int64_t kc, float* block) {
       for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
@@ -214,14 +230,14 @@ void run(const Problem& pr, ThreadPool* pool) {
       const int64_t lda_p = ceil_div(ie - ic, mr) * mr;
       if (pr.a_t) {
         for (int64_t p = 0; p < kc; ++p) {
-          float* o = ap.data() + p * lda_p;
+          float* o = ap + p * lda_p;
           std::memcpy(o, pr.a + (pc + p) * m + ic, static_cast<size_t>(ie - ic) * sizeof(float));
           std::fill(o + (ie - ic), o + lda_p, 0.0f);
         }
       } else {
         for (int64_t i = ic; i < ie; ++i)
-          std::memcpy(ap.data() + (i - ic) * kc, pr.a + i * k + pc, static_cast<size_t>(kc) * sizeof(float));
-        std::fill(ap.data() + (ie - ic) * kc, ap.data() + lda_p * kc, 0.0f);
+          std::memcpy(ap + (i - ic) * kc, pr.a + i * k + pc, static_cast<size_t>(kc) * sizeof(float));
+        std::fill(ap + (ie - ic) * kc, ap + lda_p * kc, 0.0f);
       }
       for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
         const int64_t j = jc + q * nr, cols = std::min(nr, jn - q * nr);
@@ -230,7 +246,7 @@ void run(const Problem& pr, ThreadPool* pool) {
           const int64_t rows = std::min(mr, ie - i);
           float* yt = y + i * n + j;
           // Where the tile reads A from in the copied block.
-          const float* a = pr.a_t ? ap.data() + (i - ic) : ap.data() + (i - ic) * kc;
+          const float* a = pr.a_t ? ap + (i - ic) : ap + (i - ic) * kc;
           const int64_t lda = pr.a_t ? lda_p : kc;
           if (rows == mr && cols == nr) {
             (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, yt, n, accumulate);
@@ -240,7 +256,7 @@ void run(const Problem& pr, ThreadPool* pool) {
             if (accumulate)
               for (int64_t r = 0; r < rows; ++r)
                 for (int64_t c = 0; c < cols; ++c) c_edge[r * nr + c] = yt[r * n + c];
-            (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, c_edge.data(), nr, accumulate);
+            (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, c_edge, nr, accumulate);
             for (int64_t r = 0; r < rows; ++r)
               for (int64_t c = 0; c < cols; ++c) yt[r * n + c] = c_edge[r * nr + c];
           }
@@ -256,11 +272,11 @@ void run(const Problem& pr, ThreadPool* pool) {
       for (int64_t ks = 0; ks < k; ks += k_span) {
         const int64_t ke = std::min(k, ks + k_span);
         for (int64_t pc = ks; pc < ke; pc += kb)
-          pack_b(jc, jn, pc, std::min(kb, k - pc), bp.data() + (pc - ks) * nc);
+          pack_b(jc, jn, pc, std::min(kb, k - pc), bp + (pc - ks) * nc);
         for (int64_t ic = i0; ic < i1; ic += kMc)
           for (int64_t pc = ks; pc < ke; pc += kb)
             compute(ic, std::min(i1, ic + kMc), jc, jn, pc, std::min(kb, k - pc),
-                    bp.data() + (pc - ks) * nc);
+                    bp + (pc - ks) * nc);
       }
     }
   };
