@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """hanul's GEMM (build/bench/gemm_bench) against PyTorch's matmul (its BLAS: OpenBLAS
 for Debian's 1.13, MKL for a PyPI 2.x) at the products of a training step, each
-shape run ALTERNATELY `--rounds` times, best GFLOP/s of each side (this machine's
-speed swings; the best of interleaved runs is the fairest single figure). Also
+shape run ALTERNATELY `--rounds` times (who goes first alternates), best GFLOP/s of
+each side (this machine's speed swings; the best of interleaved runs is the fairest
+single figure). Also
 prints the register-only FMA ceiling, to read both against.
 
   bench_gemm_torch.py --bench build/bench/gemm_bench --shape 15m -t 2 [--torch-python PY]
@@ -82,12 +83,16 @@ def main():
     rows = []
     for name, m, k, n, la, lb in products(a.shape):
         h = t = 0.0
-        for _ in range(a.rounds):
-            h = max(h, run([a.bench, "--m", str(m), "--k", str(k), "--n", str(n), "--a", la,
-                            "--b", lb, "-t", str(a.t), "--reps", str(a.reps)])["gflops"])
-            res = run([a.torch_python, "-c", TORCH_CHILD, str(m), str(k), str(n),
-                       "rows" if la == "rows" else "t", "rows" if lb == "rows" else "t", str(a.t),
-                       str(a.reps)])
+        for r in range(a.rounds):
+            hanul = [a.bench, "--m", str(m), "--k", str(k), "--n", str(n), "--a", la, "--b", lb,
+                     "-t", str(a.t), "--reps", str(a.reps)]
+            torch = [a.torch_python, "-c", TORCH_CHILD, str(m), str(k), str(n), la, lb, str(a.t),
+                     str(a.reps)]
+            # Who goes first alternates (ABBA...), as in bench_train_pytorch.py.
+            first, second = (hanul, torch) if r % 2 == 0 else (torch, hanul)
+            out = [run(first), run(second)]
+            hr, res = (out[0], out[1]) if r % 2 == 0 else (out[1], out[0])
+            h = max(h, hr["gflops"])
             t = max(t, res["gflops"])
         pct = f"{100 * h / ceiling:5.1f}% / " if ceiling else ""
         print(f"{name:22s} {m:6d} {k:6d} {n:6d}  {h:7.1f} {t:7.1f}  {h / t:5.2f}  {pct}{100 * h / nominal:5.1f}%",

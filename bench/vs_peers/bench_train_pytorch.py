@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One training step (forward + backward + clip_grad_norm_ + AdamW, float32) of
 hanul (build/bench/train_bench) against PyTorch at the same Llama shape, the two
-run ALTERNATELY `--rounds` times (this machine's memory bandwidth swings, so a
+run ALTERNATELY `--rounds` times (hanul first in even rounds, torch first in odd ones) (this machine's memory bandwidth swings, so a
 ratio of interleaved runs is fairer than two separate series). Prints each run
 and the ratio of the medians, tokens/s and peak RSS both sides.
 
@@ -135,8 +135,14 @@ def main():
           f"BLAS {ti['blas']}, oneDNN {ti['onednn'] or 'none'}", flush=True)
     h, p = [], []
     for r in range(a.rounds):
-        h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile))
-        p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup))
+        # Who goes first alternates (ABBA...): on this VM the second of two back-to-back
+        # runs is often slower (clock or neighbours), which would favour a fixed first.
+        if r % 2 == 0:
+            h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile))
+            p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup))
+        else:
+            p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup))
+            h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile))
         print(f"round {r}: hanul {h[-1]['tokens_per_s']:.0f} tok/s ({h[-1]['peak_rss_mb']:.0f} MB)  "
               f"torch {p[-1]['tokens_per_s']:.0f} tok/s ({p[-1]['peak_rss_mb']:.0f} MB)", flush=True)
     ht = statistics.median(x["tokens_per_s"] for x in h)
