@@ -3,8 +3,7 @@
 for Debian's 1.13, MKL for a PyPI 2.x) at the products of a training step, each
 shape run ALTERNATELY `--rounds` times (who goes first alternates), best GFLOP/s of
 each side (this machine's speed swings; the best of interleaved runs is the fairest
-single figure). Also
-prints the register-only FMA ceiling, to read both against.
+single figure). Also prints the register-only FMA ceiling, to read both against.
 
   bench_gemm_torch.py --bench build/bench/gemm_bench --shape 15m -t 2 [--torch-python PY]
 
