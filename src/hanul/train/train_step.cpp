@@ -338,6 +338,27 @@ struct Shape {
   int n_head, n_head_kv;
 };
 
+// cpu::rmsnorm, cpu::swiglu and the residual add take no pool (inference runs them on
+// a few rows); a step runs them on every token, so they are split over the pool here.
+// Rows and elements are computed independently of where a split falls (swiglu's
+// tail does its vector lanes' operations), so the bits are those of one call.
+void rmsnorm_split(float* out, const float* x, const float* weight, int64_t rows, int64_t n,
+                   float eps, ThreadPool* pool) {
+  parallel_for(pool, rows, 32, [&](int64_t r0, int64_t r1) {
+    cpu::rmsnorm(out + r0 * n, x + r0 * n, weight, r1 - r0, n, eps);
+  });
+}
+void swiglu_split(float* out, const float* gate, const float* up, int64_t n, ThreadPool* pool) {
+  parallel_for(pool, n, 1 << 14, [&](int64_t i0, int64_t i1) {
+    cpu::swiglu(out + i0, gate + i0, up + i0, i1 - i0);
+  });
+}
+void add_split(float* x, const float* y, int64_t n, ThreadPool* pool) {
+  parallel_for(pool, n, 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) x[i] += y[i];
+  });
+}
+
 }  // namespace
 
 // The forward of model/llama.cpp (Llama::forward) for B sequences of T tokens
@@ -380,7 +401,7 @@ static void forward_pass(const ModelConfig& c, const Weights& w, const std::vect
     A.up.resize(static_cast<size_t>(N * F));
 
     // Attention block: x = x + Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
-    timed(kNorm, [&] { cpu::rmsnorm(xn.data(), x.data(), f(L.attn_norm), N, E, c.rms_eps); });
+    timed(kNorm, [&] { rmsnorm_split(xn.data(), x.data(), f(L.attn_norm), N, E, c.rms_eps, pool); });
     timed(kMatmulFwd, [&] {
       cpu::matmul(xn.data(), N, E, L.wq.data, DType::F32, qd, L.bq.data ? f(L.bq) : nullptr, A.q.data(), pool);
       cpu::matmul(xn.data(), N, E, L.wk.data, DType::F32, kvd, L.bk.data ? f(L.bk) : nullptr, A.k.data(), pool);
@@ -398,26 +419,26 @@ static void forward_pass(const ModelConfig& c, const Weights& w, const std::vect
     timed(kMatmulFwd,
           [&] { cpu::matmul(A.att.data(), N, qd, L.wo.data, DType::F32, E, nullptr, proj.data(), pool); });
     timed(kResidual, [&] {
-      for (int64_t i = 0; i < N * E; ++i) x[i] += proj[i];
+      add_split(x.data(), proj.data(), N * E, pool);
       if (acts) A.x_mid = x;
     });
 
     // Feed-forward block (SwiGLU): x = x + W_down · (silu(W_gate·n(x)) * W_up·n(x))
-    timed(kNorm, [&] { cpu::rmsnorm(xn.data(), x.data(), f(L.ffn_norm), N, E, c.rms_eps); });
+    timed(kNorm, [&] { rmsnorm_split(xn.data(), x.data(), f(L.ffn_norm), N, E, c.rms_eps, pool); });
     timed(kMatmulFwd, [&] {
       cpu::matmul(xn.data(), N, E, L.w_gate.data, DType::F32, F, nullptr, A.gate.data(), pool);
       cpu::matmul(xn.data(), N, E, L.w_up.data, DType::F32, F, nullptr, A.up.data(), pool);
     });
-    timed(kSwiglu, [&] { cpu::swiglu(act.data(), A.gate.data(), A.up.data(), N * F); });
+    timed(kSwiglu, [&] { swiglu_split(act.data(), A.gate.data(), A.up.data(), N * F, pool); });
     timed(kMatmulFwd,
           [&] { cpu::matmul(act.data(), N, F, L.w_down.data, DType::F32, E, nullptr, proj.data(), pool); });
     timed(kResidual, [&] {
-      for (int64_t i = 0; i < N * E; ++i) x[i] += proj[i];
+      add_split(x.data(), proj.data(), N * E, pool);
     });
   }
   x_final = std::move(x);
   xf.resize(x_final.size());  // (N, n_embd) output_norm(x_final)
-  timed(kNorm, [&] { cpu::rmsnorm(xf.data(), x_final.data(), f(w.output_norm), N, E, c.rms_eps); });
+  timed(kNorm, [&] { rmsnorm_split(xf.data(), x_final.data(), f(w.output_norm), N, E, c.rms_eps, pool); });
   logits.resize(static_cast<size_t>(N * V));  // (N, n_vocab)
   timed(kOutputFwd,
         [&] { cpu::matmul(xf.data(), N, E, w.output.data, DType::F32, V, nullptr, logits.data(), pool); });
@@ -507,7 +528,12 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
   std::span<float> dq = carve(N * qd);    // (N, n_head, head_dim)
   std::span<float> dk = carve(N * kvd);   // (N, n_head_kv, head_dim)
   std::span<float> dv = carve(N * kvd);   // (N, n_head_kv, head_dim)
-  auto zero = [](std::span<float> a) { timed(kZero, [&] { std::fill(a.begin(), a.end(), 0.0f); }); };
+  auto zero = [pool](std::span<float> a) {
+    timed(kZero, [&] {
+      parallel_for(pool, static_cast<int64_t>(a.size()), 1 << 15,
+                   [&](int64_t i0, int64_t i1) { std::fill(a.begin() + i0, a.begin() + i1, 0.0f); });
+    });
+  };
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   for (int64_t il = c.n_layer - 1; il >= 0; --il) {
@@ -516,7 +542,7 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
     const LayerActs& A = acts[static_cast<size_t>(il)];
 
     // Feed-forward block, backward.
-    timed(kSwiglu, [&] { cpu::swiglu(act.data(), A.gate.data(), A.up.data(), N * F); });
+    timed(kSwiglu, [&] { swiglu_split(act.data(), A.gate.data(), A.up.data(), N * F, pool); });
     zero(dact);
     timed(kMatmulBwd, [&] {
       cpu::matmul_backward(dact.data(), g(G.w_down), nullptr, dx.data(), act.data(), f(L.w_down), N, F, E, pool);
@@ -526,7 +552,7 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
     timed(kSwigluBwd, [&] {
       cpu::swiglu_backward(dgate.data(), dup.data(), dact.data(), A.gate.data(), A.up.data(), N * F, pool);
     });
-    timed(kNorm, [&] { cpu::rmsnorm(xn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps); });
+    timed(kNorm, [&] { rmsnorm_split(xn.data(), A.x_mid.data(), f(L.ffn_norm), N, E, c.rms_eps, pool); });
     zero(dxn);
     timed(kMatmulBwd, [&] {
       cpu::matmul_backward(dxn.data(), g(G.w_gate), nullptr, dgate.data(), xn.data(), f(L.w_gate), N, E, F, pool);
@@ -557,7 +583,7 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
       cpu::rope_backward(dk.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq_.data(),
                          c.rope_layout);
     });
-    timed(kNorm, [&] { cpu::rmsnorm(xn.data(), A.x_in.data(), f(L.attn_norm), N, E, c.rms_eps); });
+    timed(kNorm, [&] { rmsnorm_split(xn.data(), A.x_in.data(), f(L.attn_norm), N, E, c.rms_eps, pool); });
     zero(dxn);
     timed(kMatmulBwd, [&] {
       cpu::matmul_backward(dxn.data(), g(G.wq), G.bq.data ? g(G.bq) : nullptr, dq.data(), xn.data(), f(L.wq), N,
