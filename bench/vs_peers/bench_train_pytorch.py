@@ -147,6 +147,10 @@ def main():
               f"torch {p[-1]['tokens_per_s']:.0f} tok/s ({p[-1]['peak_rss_mb']:.0f} MB)", flush=True)
     ht = statistics.median(x["tokens_per_s"] for x in h)
     pt = statistics.median(x["tokens_per_s"] for x in p)
+    # Each round's own ratio (its two runs are minutes apart at most): steadier than the
+    # ratio of the medians when the machine's speed drifts between rounds.
+    round_ratios = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(h, p)]
+    print("ratio by round: " + " ".join(f"{r:.2f}" for r in round_ratios), flush=True)
     # FLOPs: 6 · params · tokens for the matmuls, plus attention's QKᵀ and PV
     # (forward 2·2·T·dim per token over the causal half, times 3 with the backward).
     attn = 6 * s["layers"] * s["seq"] * s["dim"]  # per token, causal (half of 12·L·T·d)
@@ -160,6 +164,7 @@ def main():
             print(f"  {name:16s} {v:8.4f}  {100 * v / total:5.1f}%")
     print(json.dumps({"shape": a.shape, "threads": a.t, "hanul_tokens_per_s": round(ht, 1),
                       "torch_tokens_per_s": round(pt, 1), "ratio_hanul_over_torch": round(ht / pt, 3),
+                      "median_round_ratio": round(statistics.median(round_ratios), 3),
                       "hanul_peak_rss_mb": max(x["peak_rss_mb"] for x in h),
                       "torch_peak_rss_mb": max(x["peak_rss_mb"] for x in p),
                       "params_hanul": h[0]["params"], "params_torch": p[0]["params"],
