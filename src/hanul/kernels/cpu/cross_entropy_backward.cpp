@@ -61,7 +61,7 @@ float cross_entropy_rows(float* grad, bool in_place, const float* logits, const 
       // zeros gives the in-place bits exactly (0 + x == x).
       const float scale = g / sum;
       if (in_place) {
-        for (int64_t i = 0; i < n_vocab; ++i) gt[i] = e[i] * scale;
+        kr.scale(gt, scale, n_vocab);  // e is gt: the same products, in vector lanes
       } else {
         for (int64_t i = 0; i < n_vocab; ++i) gt[i] += e[i] * scale;
       }
