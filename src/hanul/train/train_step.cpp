@@ -355,7 +355,7 @@ void swiglu_split(float* out, const float* gate, const float* up, int64_t n, Thr
 }
 void add_split(float* x, const float* y, int64_t n, ThreadPool* pool) {
   parallel_for(pool, n, 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) x[i] += y[i];
+    cpu::add(x + i0, x + i0, y + i0, i1 - i0);
   });
 }
 
