@@ -83,21 +83,19 @@ def main():
     for name, m, k, n, la, lb in products(a.shape):
         h = t = 0.0
         for r in range(a.rounds):
-            hanul = [a.bench, "--m", str(m), "--k", str(k), "--n", str(n), "--a", la, "--b", lb,
-                     "-t", str(a.t), "--reps", str(a.reps)]
-            torch = [a.torch_python, "-c", TORCH_CHILD, str(m), str(k), str(n), la, lb, str(a.t),
-                     str(a.reps)]
+            cmds = {"hanul": [a.bench, "--m", str(m), "--k", str(k), "--n", str(n), "--a", la,
+                              "--b", lb, "-t", str(a.t), "--reps", str(a.reps)],
+                    "torch": [a.torch_python, "-c", TORCH_CHILD, str(m), str(k), str(n), la, lb,
+                              str(a.t), str(a.reps)]}
             # Who goes first alternates (ABBA...), as in bench_train_pytorch.py.
-            first, second = (hanul, torch) if r % 2 == 0 else (torch, hanul)
-            out = [run(first), run(second)]
-            hr, res = (out[0], out[1]) if r % 2 == 0 else (out[1], out[0])
-            h = max(h, hr["gflops"])
-            t = max(t, res["gflops"])
+            out = {who: run(cmds[who]) for who in (("hanul", "torch") if r % 2 == 0 else ("torch", "hanul"))}
+            h = max(h, out["hanul"]["gflops"])
+            t = max(t, out["torch"]["gflops"])
         pct = f"{100 * h / ceiling:5.1f}% / " if ceiling else ""
         print(f"{name:22s} {m:6d} {k:6d} {n:6d}  {h:7.1f} {t:7.1f}  {h / t:5.2f}  {pct}{100 * h / nominal:5.1f}%",
               flush=True)
         rows.append({"product": name, "m": m, "k": k, "n": n, "hanul_gflops": round(h, 1),
-                     "torch_gflops": round(t, 1), "torch": res["torch"]})
+                     "torch_gflops": round(t, 1), "torch": out["torch"]["torch"]})
     print(json.dumps({"shape": a.shape, "threads": a.t, "fma_ceiling_gflops": ceiling,
                       "products": rows}))
 

@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """One training step (forward + backward + clip_grad_norm_ + AdamW, float32) of
 hanul (build/bench/train_bench) against PyTorch at the same Llama shape, the two
-run ALTERNATELY `--rounds` times (hanul first in even rounds, torch first in odd ones) (this machine's memory bandwidth swings, so a
-ratio of interleaved runs is fairer than two separate series). Prints each run
-and the ratio of the medians, tokens/s and peak RSS both sides.
+run ALTERNATELY `--rounds` times, hanul first in even rounds and torch first in odd
+ones (this machine's memory bandwidth swings, so a ratio of interleaved runs is
+fairer than two separate series). Prints each run, each round's ratio, and the
+ratio of the medians, tokens/s and peak RSS both sides.
 
   bench_train_pytorch.py --bench build-bwd/bench/train_bench --shape 15m -t 2 [--profile]
                          [--torch-python /work/torch2-venv/bin/python]
 
 --profile: hanul's runs also time the phases of its step (train_bench --profile 1,
 which costs a clock read per phase); the median seconds per phase are printed.
-% of peak: 6 · params · tokens/s (+ causal attention) over 117 GFLOP/s per thread
-(one Zen 4 core at ~3.7 GHz: 2 FMA pipes × 8 float lanes × 2 FLOPs).
+% of peak: 6 · params · tokens/s (+ causal attention) over the nominal 117 GFLOP/s
+per thread (2 FMA pipes × 8 float lanes × 2 FLOPs at ~3.66 GHz); what this machine
+delivers is measured by bench_matmul --benchmark_filter=FmaPeak.
 
 PyTorch side: transformers' LlamaForCausalLM (tied like llama2.c), AdamW
 (lr 1e-4, wd 0.1), clip_grad_norm_(1.0), torch.set_num_threads(t). Each side
@@ -137,19 +139,17 @@ def main():
     for r in range(a.rounds):
         # Who goes first alternates (ABBA...): on this VM the second of two back-to-back
         # runs is often slower (clock or neighbours), which would favour a fixed first.
-        if r % 2 == 0:
-            h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile))
-            p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup))
-        else:
-            p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup))
-            h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile))
+        sides = [lambda: h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile)),
+                 lambda: p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup))]
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            side()
         print(f"round {r}: hanul {h[-1]['tokens_per_s']:.0f} tok/s ({h[-1]['peak_rss_mb']:.0f} MB)  "
               f"torch {p[-1]['tokens_per_s']:.0f} tok/s ({p[-1]['peak_rss_mb']:.0f} MB)", flush=True)
     ht = statistics.median(x["tokens_per_s"] for x in h)
     pt = statistics.median(x["tokens_per_s"] for x in p)
     # Each round's own ratio (its two runs are minutes apart at most): steadier than the
     # ratio of the medians when the machine's speed drifts between rounds.
-    round_ratios = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(h, p)]
+    round_ratios = [x["tokens_per_s"] / y["tokens_per_s"] for x, y in zip(h, p)]
     print("ratio by round: " + " ".join(f"{r:.2f}" for r in round_ratios), flush=True)
     # FLOPs: 6 · params · tokens for the matmuls, plus attention's QKᵀ and PV
     # (forward 2·2·T·dim per token over the causal half, times 3 with the backward).

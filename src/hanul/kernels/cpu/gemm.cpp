@@ -118,19 +118,18 @@ struct Problem {
 
 // out[p·nr + r] = B[j0 + r, p0 + p] for B stored [k, n]: row p of the stored B holds
 // the panel's p-th step contiguously, so this is a copy, no transpose.
+template <int64_t kWidth>
+void copy_whole_panel(const float* src, int64_t n, int64_t kc, float* out) {
+  for (int64_t p = 0; p < kc; ++p) std::memcpy(out + p * kWidth, src + p * n, kWidth * sizeof(float));
+}
+
 void pack_b_transposed(const float* b, int64_t n, int64_t j0, int64_t rows, int64_t p0,
                        int64_t kc, int64_t nr, float* out) {
   const float* src = b + p0 * n + j0;
   // Whole panels of the two x86 widths: copies of a constant size, which the compiler
   // inlines as a few vector moves (a memcpy call per 64 bytes cost ~7% of a dW).
-  if (rows == nr && nr == 16) {
-    for (int64_t p = 0; p < kc; ++p) std::memcpy(out + p * 16, src + p * n, 16 * sizeof(float));
-    return;
-  }
-  if (rows == nr && nr == 32) {
-    for (int64_t p = 0; p < kc; ++p) std::memcpy(out + p * 32, src + p * n, 32 * sizeof(float));
-    return;
-  }
+  if (rows == nr && nr == 16) return copy_whole_panel<16>(src, n, kc, out);
+  if (rows == nr && nr == 32) return copy_whole_panel<32>(src, n, kc, out);
   for (int64_t p = 0; p < kc; ++p) {
     float* o = out + p * nr;
     std::memcpy(o, src + p * n, static_cast<size_t>(rows) * sizeof(float));

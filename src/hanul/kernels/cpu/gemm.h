@@ -10,8 +10,9 @@
 // then sweeps MR-row tiles of x (its block copied contiguous, one broadcast per
 // element) over each micro-panel, holding an MR × NR tile of y in registers for KC
 // steps.
-// Where k <= 2·kKc the W block is packed for all of k at once and the k blocks run
-// inside each row block, so y's tiles stay in L2 between them (gemm.cpp).
+// k is taken a span of up to 4096 at a time: the W blocks of a span are packed at
+// once and the span's k blocks run inside each row block, so y's tiles stay in L2
+// between them (gemm.cpp).
 //
 // matmul_backward's products dx = dy·W and dW = dyᵀ·x have operands stored the
 // other way round (W as [k, n], dy as [k, m]); gemm() takes them as they lie: a

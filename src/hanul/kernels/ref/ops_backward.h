@@ -108,15 +108,16 @@ float cross_entropy(float* dlogits, const float* logits, const int32_t* targets,
 
 // --- optimizer ------------------------------------------------------------------------
 
-// One AdamW step on n parameters, exactly torch.optim.AdamW (PyTorch 1.13,
-// _single_tensor_adamw): p *= 1 - lr·wd; m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²;
-// p -= lr / (1-β1^t) · m / (sqrt(v) / sqrt(1-β2^t) + eps). step t counts from 1.
-// The float32 scalars of that step, as adamw() computes them (for cpu::adamw's
+// The float32 scalars of one AdamW step, as adamw() computes them (for cpu::adamw's
 // vector loop, which must use the same ones to give the same bits).
 struct AdamWScalars {
   float decay, b1, one_minus_b1, b2, one_minus_b2, neg_step_size, bc2_sqrt, eps;
 };
 AdamWScalars adamw_scalars(const AdamWParams& hp, int64_t step);
+
+// One AdamW step on n parameters, exactly torch.optim.AdamW (PyTorch 1.13,
+// _single_tensor_adamw): p *= 1 - lr·wd; m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²;
+// p -= lr / (1-β1^t) · m / (sqrt(v) / sqrt(1-β2^t) + eps). step t counts from 1.
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& hp,
            int64_t step);
 
