@@ -52,7 +52,7 @@ void attention_by_products(float* out, const float* q, int64_t n_tokens, const f
   const int64_t n_blocks = (n_tokens + kQueryBlock - 1) / kQueryBlock;
   // Later blocks see more keys: hand them out first, so the short ones fill the gaps.
   parallel_for(pool, n_head * n_blocks, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> qb, kh, vh, p, ob;
+    thread_local std::vector<float> qb, kh, vh, p, ob;  // kept from call to call (attention_backward.cpp)
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t blk = n_blocks - 1 - task / n_head;
       const int h = static_cast<int>(task % n_head);
