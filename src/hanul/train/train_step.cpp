@@ -411,10 +411,14 @@ static void forward_pass(const ModelConfig& c, const Weights& w, const std::vect
       cpu::rope(A.q.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
       cpu::rope(A.k.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
     });
+    // Attention a sequence per task (each call inline): one parallel region for the
+    // batch, not one per sequence of a few head tasks each.
     timed(kAttention, [&] {
-      for (int64_t b = 0; b < B; ++b)
-        cpu::attention(&A.att[b * T * qd], &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head,
-                       n_head_kv, static_cast<int>(hd), 0, scale, pool);
+      parallel_for(pool, B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+          cpu::attention(&A.att[b * T * qd], &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T,
+                         n_head, n_head_kv, static_cast<int>(hd), 0, scale, nullptr);
+      });
     });
     timed(kMatmulFwd,
           [&] { cpu::matmul(A.att.data(), N, qd, L.wo.data, DType::F32, E, nullptr, proj.data(), pool); });
@@ -572,10 +576,12 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
     zero(dk);
     zero(dv);
     timed(kAttentionBwd, [&] {
-      for (int64_t b = 0; b < B; ++b)
-        cpu::attention_backward(&dq[b * T * qd], &dk[b * T * kvd], &dv[b * T * kvd], &datt[b * T * qd],
-                                &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head, n_head_kv,
-                                static_cast<int>(hd), 0, scale, pool);
+      parallel_for(pool, B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+          cpu::attention_backward(&dq[b * T * qd], &dk[b * T * kvd], &dv[b * T * kvd], &datt[b * T * qd],
+                                  &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head,
+                                  n_head_kv, static_cast<int>(hd), 0, scale, nullptr);
+      });
     });
     timed(kRopeBwd, [&] {
       cpu::rope_backward(dq.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq_.data(),
