@@ -615,21 +615,19 @@ float TrainableModel::apply_step(const AdamWParams& hp, float max_grad_norm) {
   // The process-wide pool (train_step.h's apply_step takes none); the results do not
   // depend on its size.
   ThreadPool* pool = &default_pool();
-  float norm = 0;
+  // clip_grad_norm_, AdamW and zero_grad: the norm in one pass over the gradients, then
+  // the clipping factor, the update and the zeroing in one more (cpu::adamw_step), with
+  // the bits of the three done one after the other.
+  float norm = 0, scale = 1.0f;
   timed(kClip, [&] {
-    norm = max_grad_norm > 0 ? cpu::clip_grad_norm(spans.data(), n, max_grad_norm, pool)
-                             : cpu::grad_norm(spans.data(), n, pool);
+    norm = cpu::grad_norm(spans.data(), n, pool);
+    if (max_grad_norm > 0) scale = cpu::clip_scale(norm, max_grad_norm);
   });
   ++step_;
   timed(kAdamw, [&] {
-    for (Param& p : params_) {
-      const int64_t size = static_cast<int64_t>(p.value.size());
-      cpu::adamw(p.value.data(), p.grad.data(), p.m.data(), p.v.data(), size, hp, step_, pool);
-      float* grad = p.grad.data();
-      parallel_for(pool, size, 1 << 16, [&](int64_t i0, int64_t i1) {  // zero_grad, in parallel
-        std::memset(grad + i0, 0, static_cast<size_t>(i1 - i0) * sizeof(float));
-      });
-    }
+    for (Param& p : params_)
+      cpu::adamw_step(p.value.data(), p.grad.data(), p.m.data(), p.v.data(),
+                      static_cast<int64_t>(p.value.size()), hp, step_, scale, pool);
   });
   write_phase_line();
   return norm;

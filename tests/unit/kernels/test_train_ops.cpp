@@ -211,6 +211,53 @@ TEST(TrainOps, AdamwIsRefBitForBit) {
   }
 }
 
+// adamw_step = scale the gradient as clip_grad_norm does, adamw, zero the gradient:
+// bit for bit, for a clipping factor below 1 and for none, across thread counts.
+TEST(TrainOps, AdamwStepIsClipAdamwAndZeroBitForBit) {
+  std::mt19937 rng(16);
+  AdamWParams hp;
+  hp.lr = 1e-3;
+  hp.weight_decay = 0.1;
+  for (float scale : {1.0f, 0.37f}) {
+    for (int64_t n : {1, 6, 70001}) {
+      SCOPED_TRACE(testing::Message() << "scale " << scale << " n " << n);
+      Vec p_ref = random_floats(rng, n), m_ref(n, 0.0f), v_ref(n, 0.0f);
+      Vec p[3] = {p_ref, p_ref, p_ref}, m[3] = {m_ref, m_ref, m_ref}, v[3] = {v_ref, v_ref, v_ref};
+      ThreadPool one(1), three(3);
+      ThreadPool* pools[3] = {nullptr, &one, &three};
+      for (int64_t step = 1; step <= 3; ++step) {
+        const Vec grad = random_floats(rng, n, -2.0f, 2.0f);
+        Vec clipped = grad;
+        if (scale != 1.0f)
+          for (float& g : clipped) g *= scale;
+        ref::adamw(p_ref.data(), clipped.data(), m_ref.data(), v_ref.data(), n, hp, step);
+        for (int i = 0; i < 3; ++i) {
+          Vec g = grad;
+          cpu::adamw_step(p[i].data(), g.data(), m[i].data(), v[i].data(), n, hp, step, scale, pools[i]);
+          EXPECT_EQ(g, Vec(n, 0.0f)) << i;
+        }
+      }
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_TRUE(same_bits(p[i], p_ref)) << i;
+        EXPECT_TRUE(same_bits(m[i], m_ref)) << i;
+        EXPECT_TRUE(same_bits(v[i], v_ref)) << i;
+      }
+    }
+  }
+}
+
+TEST(TrainOps, ClipScaleIsClipGradNormsFactor) {
+  EXPECT_EQ(cpu::clip_scale(0.5f, 1.0f), 1.0f);
+  EXPECT_EQ(cpu::clip_scale(4.0f, 1.0f), 1.0f / (4.0f + 1e-6f));
+  // clip_grad_norm multiplies by exactly that factor
+  Vec g = {3.0f, 4.0f};
+  const GradSpan span{g.data(), 2};
+  const float norm = cpu::clip_grad_norm(&span, 1, 1.0f, nullptr);
+  EXPECT_FLOAT_EQ(norm, 5.0f);
+  EXPECT_EQ(g[0], 3.0f * cpu::clip_scale(norm, 1.0f));
+  EXPECT_EQ(g[1], 4.0f * cpu::clip_scale(norm, 1.0f));
+}
+
 TEST(TrainOps, GradNormAndClipMatchRef) {
   std::mt19937 rng(7);
   // spans of odd sizes, one over two norm chunks

@@ -56,11 +56,21 @@ float cross_entropy_in_place(float* logits, const int32_t* targets, int64_t n_to
 // float32 operations in the same order, no contraction into FMA).
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& hp,
            int64_t step, ThreadPool* pool);
+// A training step's whole update of one parameter in one pass over its memory: the
+// gradient times grad_scale (clip_scale()'s factor; 1 leaves it as it is), adamw() on
+// that, then the gradient set to 0 (zero_grad). The same bits as scaling the
+// gradient as clip_grad_norm does, adamw() and zeroing it, which read and write the
+// gradient three more times.
+void adamw_step(float* param, float* grad, float* m, float* v, int64_t n, const AdamWParams& hp,
+                int64_t step, float grad_scale, ThreadPool* pool);
 
 // ref::grad_norm's Σ g² in double, over fixed chunks of kNormChunk elements of each
 // span, the chunk sums added in span and chunk order: the same bits for any pool.
 inline constexpr int64_t kNormChunk = 1 << 16;
 float grad_norm(const GradSpan* grads, int n_grads, ThreadPool* pool);
+// The factor clip_grad_norm multiplies the gradients by: max_norm / (norm + 1e-6)
+// when that is below 1 (torch clamps it to at most 1), else exactly 1.
+float clip_scale(float norm, float max_norm);
 float clip_grad_norm(const GradSpan* grads, int n_grads, float max_norm, ThreadPool* pool);
 
 }  // namespace hanul::cpu
