@@ -186,6 +186,31 @@ TEST(TrainOps, CrossEntropyAllIgnored) {
   EXPECT_EQ(in_place, Vec(6, 0.0f));
 }
 
+// Three AdamW steps of `update` (cpu::, on no pool, 1 thread and 3 threads) against
+// ref::adamw on the gradients times `scale` (clip_grad_norm's factor): the parameters
+// and both moments must have ref::'s bits.
+template <class Update>
+void expect_adamw_bits(std::mt19937& rng, const AdamWParams& hp, int64_t n, float g_max, float scale,
+                       Update update) {
+  Vec p_ref = random_floats(rng, n), m_ref(n, 0.0f), v_ref(n, 0.0f);
+  Vec p[3] = {p_ref, p_ref, p_ref}, m[3] = {m_ref, m_ref, m_ref}, v[3] = {v_ref, v_ref, v_ref};
+  ThreadPool one(1), three(3);
+  ThreadPool* pools[3] = {nullptr, &one, &three};
+  for (int64_t step = 1; step <= 3; ++step) {
+    const Vec grad = random_floats(rng, n, -g_max, g_max);
+    Vec scaled = grad;
+    if (scale != 1.0f)
+      for (float& g : scaled) g *= scale;
+    ref::adamw(p_ref.data(), scaled.data(), m_ref.data(), v_ref.data(), n, hp, step);
+    for (int i = 0; i < 3; ++i) update(p[i], grad, m[i], v[i], step, pools[i]);
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(same_bits(p[i], p_ref)) << i;
+    EXPECT_TRUE(same_bits(m[i], m_ref)) << i;
+    EXPECT_TRUE(same_bits(v[i], v_ref)) << i;
+  }
+}
+
 TEST(TrainOps, AdamwIsRefBitForBit) {
   std::mt19937 rng(6);
   AdamWParams hp;
@@ -193,21 +218,10 @@ TEST(TrainOps, AdamwIsRefBitForBit) {
   hp.weight_decay = 0.1;
   for (int64_t n : {1, 5, 100003}) {
     SCOPED_TRACE(n);
-    Vec p_ref = random_floats(rng, n), m_ref(n, 0.0f), v_ref(n, 0.0f);
-    Vec p[3] = {p_ref, p_ref, p_ref}, m[3] = {m_ref, m_ref, m_ref}, v[3] = {v_ref, v_ref, v_ref};
-    ThreadPool one(1), three(3);
-    ThreadPool* pools[3] = {nullptr, &one, &three};
-    for (int64_t step = 1; step <= 3; ++step) {
-      const Vec grad = random_floats(rng, n, -0.1f, 0.1f);
-      ref::adamw(p_ref.data(), grad.data(), m_ref.data(), v_ref.data(), n, hp, step);
-      for (int i = 0; i < 3; ++i)
-        cpu::adamw(p[i].data(), grad.data(), m[i].data(), v[i].data(), n, hp, step, pools[i]);
-    }
-    for (int i = 0; i < 3; ++i) {
-      EXPECT_TRUE(same_bits(p[i], p_ref)) << i;
-      EXPECT_TRUE(same_bits(m[i], m_ref)) << i;
-      EXPECT_TRUE(same_bits(v[i], v_ref)) << i;
-    }
+    expect_adamw_bits(rng, hp, n, 0.1f, 1.0f,
+                      [&](Vec& p, const Vec& g, Vec& m, Vec& v, int64_t step, ThreadPool* pool) {
+                        cpu::adamw(p.data(), g.data(), m.data(), v.data(), n, hp, step, pool);
+                      });
   }
 }
 
@@ -218,32 +232,17 @@ TEST(TrainOps, AdamwStepIsClipAdamwAndZeroBitForBit) {
   AdamWParams hp;
   hp.lr = 1e-3;
   hp.weight_decay = 0.1;
-  for (float scale : {1.0f, 0.37f}) {
+  for (float scale : {1.0f, 0.37f})
     for (int64_t n : {1, 6, 70001}) {
       SCOPED_TRACE(testing::Message() << "scale " << scale << " n " << n);
-      Vec p_ref = random_floats(rng, n), m_ref(n, 0.0f), v_ref(n, 0.0f);
-      Vec p[3] = {p_ref, p_ref, p_ref}, m[3] = {m_ref, m_ref, m_ref}, v[3] = {v_ref, v_ref, v_ref};
-      ThreadPool one(1), three(3);
-      ThreadPool* pools[3] = {nullptr, &one, &three};
-      for (int64_t step = 1; step <= 3; ++step) {
-        const Vec grad = random_floats(rng, n, -2.0f, 2.0f);
-        Vec clipped = grad;
-        if (scale != 1.0f)
-          for (float& g : clipped) g *= scale;
-        ref::adamw(p_ref.data(), clipped.data(), m_ref.data(), v_ref.data(), n, hp, step);
-        for (int i = 0; i < 3; ++i) {
-          Vec g = grad;
-          cpu::adamw_step(p[i].data(), g.data(), m[i].data(), v[i].data(), n, hp, step, scale, pools[i]);
-          EXPECT_EQ(g, Vec(n, 0.0f)) << i;
-        }
-      }
-      for (int i = 0; i < 3; ++i) {
-        EXPECT_TRUE(same_bits(p[i], p_ref)) << i;
-        EXPECT_TRUE(same_bits(m[i], m_ref)) << i;
-        EXPECT_TRUE(same_bits(v[i], v_ref)) << i;
-      }
+      expect_adamw_bits(rng, hp, n, 2.0f, scale,
+                        [&](Vec& p, const Vec& grad, Vec& m, Vec& v, int64_t step, ThreadPool* pool) {
+                          Vec g = grad;
+                          cpu::adamw_step(p.data(), g.data(), m.data(), v.data(), n, hp, step, scale,
+                                          pool);
+                          EXPECT_EQ(g, Vec(n, 0.0f));
+                        });
     }
-  }
 }
 
 TEST(TrainOps, ClipScaleIsClipGradNormsFactor) {
