@@ -364,6 +364,26 @@ void add_split(float* x, const float* y, int64_t n, ThreadPool* pool) {
 // The forward of model/llama.cpp (Llama::forward) for B sequences of T tokens
 // each at positions 0..T-1, op for op with the same kernels; with `acts` it
 // keeps what the backward reads. Returns logits (N, V) in `logits`.
+namespace {
+
+// Runs fn(b, inner) for the batch's B sequences. With a sequence for every thread, a
+// sequence per task in one parallel region, fn's kernel inline (inner = null): one
+// region for the batch instead of one per sequence, each with a few head tasks that
+// the threads then waited on together (15M step: attention 0.050 -> 0.038 s, its
+// backward 0.110 -> 0.082 s). A smaller batch keeps the pool inside each call.
+template <class Fn>
+void for_each_sequence(int64_t B, ThreadPool* pool, Fn&& fn) {
+  if (pool && B >= pool->n_threads()) {
+    parallel_for(pool, B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) fn(b, nullptr);
+    });
+  } else {
+    for (int64_t b = 0; b < B; ++b) fn(b, pool);
+  }
+}
+
+}  // namespace
+
 static void forward_pass(const ModelConfig& c, const Weights& w, const std::vector<float>& inv_freq,
                          const TokenBatch& batch, ThreadPool* pool, std::vector<LayerActs>* acts,
                          std::vector<float>& x_final, std::vector<float>& xf, std::vector<float>& logits,
@@ -411,13 +431,10 @@ static void forward_pass(const ModelConfig& c, const Weights& w, const std::vect
       cpu::rope(A.q.data(), N, n_head, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
       cpu::rope(A.k.data(), N, n_head_kv, static_cast<int>(hd), positions.data(), inv_freq.data(), c.rope_layout);
     });
-    // Attention a sequence per task (each call inline): one parallel region for the
-    // batch, not one per sequence of a few head tasks each.
     timed(kAttention, [&] {
-      parallel_for(pool, B, 1, [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b)
-          cpu::attention(&A.att[b * T * qd], &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T,
-                         n_head, n_head_kv, static_cast<int>(hd), 0, scale, nullptr);
+      for_each_sequence(B, pool, [&](int64_t b, ThreadPool* inner) {
+        cpu::attention(&A.att[b * T * qd], &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head,
+                       n_head_kv, static_cast<int>(hd), 0, scale, inner);
       });
     });
     timed(kMatmulFwd,
@@ -576,11 +593,10 @@ Result<float> TrainableModel::accumulate(const TokenBatch& batch, float loss_sca
     zero(dk);
     zero(dv);
     timed(kAttentionBwd, [&] {
-      parallel_for(pool, B, 1, [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b)
-          cpu::attention_backward(&dq[b * T * qd], &dk[b * T * kvd], &dv[b * T * kvd], &datt[b * T * qd],
-                                  &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head,
-                                  n_head_kv, static_cast<int>(hd), 0, scale, nullptr);
+      for_each_sequence(B, pool, [&](int64_t b, ThreadPool* inner) {
+        cpu::attention_backward(&dq[b * T * qd], &dk[b * T * kvd], &dv[b * T * kvd], &datt[b * T * qd],
+                                &A.q[b * T * qd], T, &A.k[b * T * kvd], &A.v[b * T * kvd], T, n_head, n_head_kv,
+                                static_cast<int>(hd), 0, scale, inner);
       });
     });
     timed(kRopeBwd, [&] {
