@@ -359,13 +359,6 @@ void add_split(float* x, const float* y, int64_t n, ThreadPool* pool) {
   });
 }
 
-}  // namespace
-
-// The forward of model/llama.cpp (Llama::forward) for B sequences of T tokens
-// each at positions 0..T-1, op for op with the same kernels; with `acts` it
-// keeps what the backward reads. Returns logits (N, V) in `logits`.
-namespace {
-
 // Runs fn(b, inner) for the batch's B sequences. With a sequence for every thread, a
 // sequence per task in one parallel region, fn's kernel inline (inner = null): one
 // region for the batch instead of one per sequence, each with a few head tasks that
@@ -384,6 +377,9 @@ void for_each_sequence(int64_t B, ThreadPool* pool, Fn&& fn) {
 
 }  // namespace
 
+// The forward of model/llama.cpp (Llama::forward) for B sequences of T tokens
+// each at positions 0..T-1, op for op with the same kernels; with `acts` it
+// keeps what the backward reads. Returns logits (N, V) in `logits`.
 static void forward_pass(const ModelConfig& c, const Weights& w, const std::vector<float>& inv_freq,
                          const TokenBatch& batch, ThreadPool* pool, std::vector<LayerActs>* acts,
                          std::vector<float>& x_final, std::vector<float>& xf, std::vector<float>& logits,
