@@ -257,6 +257,63 @@ TEST(CpuGemm, EveryLayoutEqualsMatmulOnTransposedCopies) {
   });
 }
 
+// With strides, every operand is a block of a wider matrix (its rows lda, ldb, ldy
+// apart): the same bits as the contiguous product, and y's padding untouched.
+TEST(CpuGemm, StridedOperandsGiveTheContiguousBits) {
+  std::mt19937 rng(31);
+  using cpu::gemm::Layout;
+  ThreadPool pool1(1), pool3(3);
+  // Rows of `rows` values `cols` long, stored `ld` apart; the gaps hold NaN, which
+  // would spread into y if the GEMM read them.
+  auto widen = [](const std::vector<float>& v, int64_t rows, int64_t cols, int64_t ld) {
+    std::vector<float> w(static_cast<size_t>(rows * ld), std::nanf(""));
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(v.data() + r * cols, cols, w.data() + r * ld);
+    return w;
+  };
+  for_each_isa([&] {
+    struct Shape {
+      int64_t m, k, n, pad;
+    };
+    for (Shape sh : {Shape{1, 1, 1, 1}, Shape{7, 48, 61, 5}, Shape{64, 48, 256, 240},
+                     Shape{130, 300, 45, 3}, Shape{70, 600, 40, 17}}) {
+      const int64_t m = sh.m, k = sh.k, n = sh.n, pad = sh.pad;
+      const auto a = random_floats(rng, m * k), b = random_floats(rng, n * k);
+      const auto at = transposed(a, m, k), bt = transposed(b, n, k);
+      const auto y0 = random_floats(rng, m * n);
+      for (bool accumulate : {false, true})
+        for (Layout la : {Layout::kRows, Layout::kTransposed})
+          for (Layout lb : {Layout::kRows, Layout::kTransposed}) {
+            SCOPED_TRACE(testing::Message() << "m=" << m << " k=" << k << " n=" << n << " a_t="
+                                            << (la == Layout::kTransposed) << " b_t="
+                                            << (lb == Layout::kTransposed) << " acc=" << accumulate);
+            const bool a_t = la == Layout::kTransposed, b_t = lb == Layout::kTransposed;
+            const std::vector<float>& ac = a_t ? at : a;
+            const std::vector<float>& bc = b_t ? bt : b;
+            std::vector<float> want = y0;
+            cpu::gemm::gemm(ac.data(), la, bc.data(), lb, m, k, n, want.data(), accumulate, &pool1);
+            const int64_t a_rows = a_t ? k : m, a_cols = a_t ? m : k;
+            const int64_t b_rows = b_t ? k : n, b_cols = b_t ? n : k;
+            const auto aw = widen(ac, a_rows, a_cols, a_cols + pad);
+            const auto bw = widen(bc, b_rows, b_cols, b_cols + pad + 1);
+            for (ThreadPool* pool : {&pool1, &pool3}) {
+              auto yw = widen(y0, m, n, n + pad + 2);
+              const float sentinel = 12345.0f;
+              for (int64_t i = 0; i < m; ++i)
+                std::fill_n(yw.data() + i * (n + pad + 2) + n, pad + 2, sentinel);
+              cpu::gemm::gemm(aw.data(), la, a_cols + pad, bw.data(), lb, b_cols + pad + 1, m, k, n,
+                              yw.data(), n + pad + 2, accumulate, pool);
+              for (int64_t i = 0; i < m; ++i) {
+                ASSERT_EQ(0, std::memcmp(yw.data() + i * (n + pad + 2), want.data() + i * n, n * 4))
+                    << "row " << i;
+                for (int64_t j = n; j < n + pad + 2; ++j)
+                  ASSERT_EQ(sentinel, yw[i * (n + pad + 2) + j]) << "padding of row " << i;
+              }
+            }
+          }
+    }
+  });
+}
+
 // With accumulate, gemm() adds to y in the documented order: y's old value, then
 // each k block's FMA chain from zero, in block order.
 TEST(CpuGemm, AccumulateAddsBlockSumsToTheOldValueInOrder) {

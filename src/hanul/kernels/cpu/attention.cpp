@@ -17,17 +17,12 @@ namespace hanul::cpu {
 
 namespace attention_tiles {
 
-void gather_rows(const float* src, int64_t rows, int64_t stride, int head_dim, float* out) {
-  for (int64_t r = 0; r < rows; ++r)
-    std::copy_n(src + r * stride, head_dim, out + r * head_dim);
-}
-
-void probabilities(const float* qb, const float* kh, int64_t i0, int64_t i1, int64_t pos0,
-                   int head_dim, float scale, float* p) {
+void probabilities(const float* q, int64_t q_stride, const float* k, int64_t kv_stride,
+                   int64_t i0, int64_t i1, int64_t pos0, int head_dim, float scale, float* p) {
   const simd::Kernels& kr = simd::kernels();
   const int64_t rows = i1 - i0, n_cols = pos0 + i1;
-  gemm::gemm(qb, gemm::Layout::kRows, kh, gemm::Layout::kRows, rows, head_dim, n_cols, p, false,
-             nullptr);
+  gemm::gemm(q, gemm::Layout::kRows, q_stride, k, gemm::Layout::kRows, kv_stride, rows, head_dim,
+             n_cols, p, n_cols, false, nullptr);
   for (int64_t r = 0; r < rows; ++r) {
     float* pr = p + r * n_cols;
     const int64_t n_visible = pos0 + i0 + r + 1;
@@ -52,27 +47,23 @@ void attention_by_products(float* out, const float* q, int64_t n_tokens, const f
   const int64_t n_blocks = (n_tokens + kQueryBlock - 1) / kQueryBlock;
   // Later blocks see more keys: hand them out first, so the short ones fill the gaps.
   parallel_for(pool, n_head * n_blocks, 1, [&](int64_t t0, int64_t t1) {
-    thread_local std::vector<float> qb, kh, vh, p, ob;  // kept from call to call (attention_backward.cpp)
+    // Kept from call to call (attention_backward.cpp). The GEMM reads the head's
+    // slices of q, k and v and writes its slice of out where they lie (gemm.h's
+    // strides): copying them out first cost ~15% of the time in small memmoves.
+    thread_local std::vector<float> p;
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t blk = n_blocks - 1 - task / n_head;
       const int h = static_cast<int>(task % n_head);
       const int64_t hk = h / group;
       const int64_t i0 = blk * kQueryBlock, i1 = std::min(n_tokens, i0 + kQueryBlock);
       const int64_t rows = i1 - i0, n_cols = pos0 + i1;
-      qb.resize(static_cast<size_t>(rows * head_dim));
-      kh.resize(static_cast<size_t>(n_cols * head_dim));
-      vh.resize(kh.size());
       p.resize(static_cast<size_t>(rows * n_cols));
-      ob.resize(qb.size());
-      gather_rows(q + i0 * q_stride + h * head_dim, rows, q_stride, head_dim, qb.data());
-      gather_rows(k + hk * head_dim, n_cols, kv_stride, head_dim, kh.data());
-      gather_rows(v + hk * head_dim, n_cols, kv_stride, head_dim, vh.data());
-      probabilities(qb.data(), kh.data(), i0, i1, pos0, head_dim, scale, p.data());
+      probabilities(q + i0 * q_stride + h * head_dim, q_stride, k + hk * head_dim, kv_stride, i0,
+                    i1, pos0, head_dim, scale, p.data());
       // out_b = P·V: V stored [keys, head_dim] is B stored transposed.
-      gemm::gemm(p.data(), gemm::Layout::kRows, vh.data(), gemm::Layout::kTransposed, rows, n_cols,
-                 head_dim, ob.data(), false, nullptr);
-      for (int64_t r = 0; r < rows; ++r)
-        std::copy_n(ob.data() + r * head_dim, head_dim, out + (i0 + r) * q_stride + h * head_dim);
+      gemm::gemm(p.data(), gemm::Layout::kRows, n_cols, v + hk * head_dim, gemm::Layout::kTransposed,
+                 kv_stride, rows, n_cols, head_dim, out + i0 * q_stride + h * head_dim, q_stride,
+                 false, nullptr);
     }
   });
 }

@@ -32,34 +32,29 @@ void attention_backward_by_products(float* dq, float* dk, float* dv, const float
   const int group = n_head / n_head_kv;
   const int64_t q_stride = static_cast<int64_t>(n_head) * head_dim;
   const int64_t kv_stride = static_cast<int64_t>(n_head_kv) * head_dim;
-  const int64_t n_keys = pos0 + n_tokens;  // the keys any query sees
   const int64_t n_blocks = (n_tokens + kQueryBlock - 1) / kQueryBlock;
   parallel_for(pool, n_head_kv, 1, [&](int64_t t0, int64_t t1) {
     // Per-thread buffers kept from call to call (training calls this once per sequence
     // and layer): allocated afresh each call, glibc handed their memory back to the
-    // kernel on free and faulted it in again, ~7% of the backward's time.
-    thread_local std::vector<float> kh, vh, dkh, dvh, qb, dob, dqb, p, ds;
-    for (std::vector<float>* b : {&kh, &vh, &dkh, &dvh}) b->resize(static_cast<size_t>(n_keys * head_dim));
+    // kernel on free and faulted it in again, ~7% of the backward's time. The heads'
+    // slices of q, k, v, dout and of the gradients are read and written by the GEMM
+    // where they lie (gemm.h's strides), not copied out and added back.
+    thread_local std::vector<float> p, ds;
     for (int64_t hk = t0; hk < t1; ++hk) {
-      gather_rows(k + hk * head_dim, n_keys, kv_stride, head_dim, kh.data());
-      gather_rows(v + hk * head_dim, n_keys, kv_stride, head_dim, vh.data());
-      std::fill(dkh.begin(), dkh.end(), 0.0f);
-      std::fill(dvh.begin(), dvh.end(), 0.0f);
+      const float* kh = k + hk * head_dim;
+      const float* vh = v + hk * head_dim;
       for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
           const int64_t i0 = blk * kQueryBlock, i1 = std::min(n_tokens, i0 + kQueryBlock);
           const int64_t rows = i1 - i0, n_cols = pos0 + i1;
-          qb.resize(static_cast<size_t>(rows * head_dim));
-          dob.resize(qb.size());
-          dqb.resize(qb.size());
+          const float* qb = q + i0 * q_stride + h * head_dim;
+          const float* dob = dout + i0 * q_stride + h * head_dim;
           p.resize(static_cast<size_t>(rows * n_cols));
           ds.resize(p.size());
-          gather_rows(q + i0 * q_stride + h * head_dim, rows, q_stride, head_dim, qb.data());
-          gather_rows(dout + i0 * q_stride + h * head_dim, rows, q_stride, head_dim, dob.data());
-          probabilities(qb.data(), kh.data(), i0, i1, pos0, head_dim, scale, p.data());
+          probabilities(qb, q_stride, kh, kv_stride, i0, i1, pos0, head_dim, scale, p.data());
           // dP = dO_b·Vᵀ, then dS = P·(dP - Σ_j P·dP)·scale in place (0 past each row's keys).
-          gemm::gemm(dob.data(), Layout::kRows, vh.data(), Layout::kRows, rows, head_dim, n_cols,
-                     ds.data(), false, nullptr);
+          gemm::gemm(dob, Layout::kRows, q_stride, vh, Layout::kRows, kv_stride, rows, head_dim,
+                     n_cols, ds.data(), n_cols, false, nullptr);
           for (int64_t r = 0; r < rows; ++r) {
             const float* pr = p.data() + r * n_cols;
             float* dsr = ds.data() + r * n_cols;
@@ -69,25 +64,19 @@ void attention_backward_by_products(float* dq, float* dk, float* dv, const float
             for (int64_t j = 0; j < n_visible; ++j) dsr[j] = pr[j] * (dsr[j] - p_dot_dp) * scale;
             std::fill(dsr + n_visible, dsr + n_cols, 0.0f);
           }
-          if (dq) {  // dQ_b = dS·K (K stored [keys, head_dim]: B transposed)
-            gemm::gemm(ds.data(), Layout::kRows, kh.data(), Layout::kTransposed, rows, n_cols,
-                       head_dim, dqb.data(), false, nullptr);
-            for (int64_t r = 0; r < rows; ++r)
-              kr.axpy(dq + (i0 + r) * q_stride + h * head_dim, 1.0f, dqb.data() + r * head_dim,
-                      head_dim);
-          }
-          // dK += dSᵀ·Q_b and dV += Pᵀ·dO_b: dS, P stored [rows, keys] are A transposed.
+          // dQ_b += dS·K (K stored [keys, head_dim]: B transposed).
+          if (dq)
+            gemm::gemm(ds.data(), Layout::kRows, n_cols, kh, Layout::kTransposed, kv_stride, rows,
+                       n_cols, head_dim, dq + i0 * q_stride + h * head_dim, q_stride, true, nullptr);
+          // dK += dSᵀ·Q_b and dV += Pᵀ·dO_b: dS, P stored [rows, keys] are A transposed;
+          // this task owns the kv head's rows of dk and dv, its heads add in head order.
           if (dk)
-            gemm::gemm(ds.data(), Layout::kTransposed, qb.data(), Layout::kTransposed, n_cols, rows,
-                       head_dim, dkh.data(), true, nullptr);
+            gemm::gemm(ds.data(), Layout::kTransposed, n_cols, qb, Layout::kTransposed, q_stride,
+                       n_cols, rows, head_dim, dk + hk * head_dim, kv_stride, true, nullptr);
           if (dv)
-            gemm::gemm(p.data(), Layout::kTransposed, dob.data(), Layout::kTransposed, n_cols, rows,
-                       head_dim, dvh.data(), true, nullptr);
+            gemm::gemm(p.data(), Layout::kTransposed, n_cols, dob, Layout::kTransposed, q_stride,
+                       n_cols, rows, head_dim, dv + hk * head_dim, kv_stride, true, nullptr);
         }
-      for (int64_t j = 0; j < n_keys; ++j) {
-        if (dk) kr.axpy(dk + j * kv_stride + hk * head_dim, 1.0f, dkh.data() + j * head_dim, head_dim);
-        if (dv) kr.axpy(dv + j * kv_stride + hk * head_dim, 1.0f, dvh.data() + j * head_dim, head_dim);
-      }
     }
   });
 }

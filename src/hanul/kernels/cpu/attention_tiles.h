@@ -26,15 +26,12 @@ constexpr int64_t kMinTokens = 16;
 // Queries per block: 64 rows × 256 keys of scores is 64 KiB.
 constexpr int64_t kQueryBlock = 64;
 
-// out[r·head_dim + d] = src[r·stride + d] for r < rows, d < head_dim: one head's
-// rows of an interleaved (tokens, heads, head_dim) tensor, made contiguous.
-void gather_rows(const float* src, int64_t rows, int64_t stride, int head_dim, float* out);
-
 // The attention weights of query rows [i0, i1) of one head:
 // p[r·n_cols + j] = softmax_j(scale·q_r·k_j) over j <= pos0 + i0 + r, and 0 for the
-// keys past it up to n_cols = pos0 + i1. qb: the block's queries [i1 - i0, head_dim];
-// kh: the head's keys [n_cols, head_dim], both contiguous.
-void probabilities(const float* qb, const float* kh, int64_t i0, int64_t i1, int64_t pos0,
-                   int head_dim, float scale, float* p);
+// keys past it up to n_cols = pos0 + i1. q: the block's first query, its rows q_stride
+// apart; k: the head's first key, rows kv_stride apart (one head's slices of the
+// interleaved (tokens, heads, head_dim) tensors, read where they lie).
+void probabilities(const float* q, int64_t q_stride, const float* k, int64_t kv_stride,
+                   int64_t i0, int64_t i1, int64_t pos0, int head_dim, float scale, float* p);
 
 }  // namespace hanul::cpu::attention_tiles

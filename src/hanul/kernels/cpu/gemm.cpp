@@ -104,35 +104,39 @@ namespace {
 
 // One product for the driver: y[m, n] (+)= A · Bᵀ (+ bias), A float32 stored [m, k]
 // or [k, m] (a_t); B stored [n, k] as bt (a weight of matmul()) or [k, n] float32 (b_t).
+// lda, ldb, ldy: the distance between stored rows, in elements (>= the row's length).
 struct Problem {
   const float* a;
   bool a_t;
+  int64_t lda;
   const void* b;
   DType bt;
   bool b_t;
+  int64_t ldb;
   int64_t m, k, n;
   const float* bias;
   float* y;
+  int64_t ldy;
   bool accumulate;
 };
 
 // out[p·nr + r] = B[j0 + r, p0 + p] for B stored [k, n]: row p of the stored B holds
 // the panel's p-th step contiguously, so this is a copy, no transpose.
 template <int64_t kWidth>
-void copy_whole_panel(const float* src, int64_t n, int64_t kc, float* out) {
-  for (int64_t p = 0; p < kc; ++p) std::memcpy(out + p * kWidth, src + p * n, kWidth * sizeof(float));
+void copy_whole_panel(const float* src, int64_t ldb, int64_t kc, float* out) {
+  for (int64_t p = 0; p < kc; ++p) std::memcpy(out + p * kWidth, src + p * ldb, kWidth * sizeof(float));
 }
 
-void pack_b_transposed(const float* b, int64_t n, int64_t j0, int64_t rows, int64_t p0,
+void pack_b_transposed(const float* b, int64_t ldb, int64_t j0, int64_t rows, int64_t p0,
                        int64_t kc, int64_t nr, float* out) {
-  const float* src = b + p0 * n + j0;
+  const float* src = b + p0 * ldb + j0;
   // Whole panels of the two x86 widths: copies of a constant size, which the compiler
   // inlines as a few vector moves (a memcpy call per 64 bytes cost ~7% of a dW).
-  if (rows == nr && nr == 16) return copy_whole_panel<16>(src, n, kc, out);
-  if (rows == nr && nr == 32) return copy_whole_panel<32>(src, n, kc, out);
+  if (rows == nr && nr == 16) return copy_whole_panel<16>(src, ldb, kc, out);
+  if (rows == nr && nr == 32) return copy_whole_panel<32>(src, ldb, kc, out);
   for (int64_t p = 0; p < kc; ++p) {
     float* o = out + p * nr;
-    std::memcpy(o, src + p * n, static_cast<size_t>(rows) * sizeof(float));
+    std::memcpy(o, src + p * ldb, static_cast<size_t>(rows) * sizeof(float));
     std::fill(o + rows, o + nr, 0.0f);
   }
 }
@@ -154,13 +158,13 @@ float* scratch(Scratch which, int64_t n) {
 }
 
 void run(const Problem& pr, ThreadPool* pool) {
-  const int64_t m = pr.m, k = pr.k, n = pr.n;
+  const int64_t m = pr.m, k = pr.k, n = pr.n, ldy = pr.ldy;
   float* const y = pr.y;
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
-        float& v = y[i * n + j];
+        float& v = y[i * ldy + j];
         v = (pr.accumulate ? v : 0.0f) + (pr.bias ? pr.bias[j] : 0.0f);
       }
     return;
@@ -168,7 +172,7 @@ void run(const Problem& pr, ThreadPool* pool) {
   const Kernel& kr = kernel();
   const int64_t mr = kr.mr, nr = kr.nr;
   const auto* wb = static_cast<const uint8_t*>(pr.b);
-  const int64_t wrb = pr.b_t ? 0 : row_bytes(pr.bt, k);
+  const int64_t wrb = pr.b_t ? 0 : row_bytes(pr.bt, pr.ldb);
   const int64_t kb = k_block(k);
 
   // Tasks: a grid of row ranges × column ranges, one per thread. Every task packs
@@ -228,7 +232,7 @@ void run(const Problem& pr, ThreadPool* pool) {
         float* out = block + q * nr * kc;
         const int64_t rows = std::min(nr, jn - q * nr);
         if (pr.b_t)
-          pack_b_transposed(static_cast<const float*>(pr.b), n, jc + q * nr, rows, pc, kc, nr, out);
+          pack_b_transposed(static_cast<const float*>(pr.b), pr.ldb, jc + q * nr, rows, pc, kc, nr, out);
         else
           kr.pack(wb + (jc + q * nr) * wrb, pr.bt, wrb, rows, pc, kc, out);
       }
@@ -241,12 +245,12 @@ void run(const Problem& pr, ThreadPool* pool) {
       if (pr.a_t) {
         for (int64_t p = 0; p < kc; ++p) {
           float* o = ap + p * lda_p;
-          std::memcpy(o, pr.a + (pc + p) * m + ic, static_cast<size_t>(ie - ic) * sizeof(float));
+          std::memcpy(o, pr.a + (pc + p) * pr.lda + ic, static_cast<size_t>(ie - ic) * sizeof(float));
           std::fill(o + (ie - ic), o + lda_p, 0.0f);
         }
       } else {
         for (int64_t i = ic; i < ie; ++i)
-          std::memcpy(ap + (i - ic) * kc, pr.a + i * k + pc, static_cast<size_t>(kc) * sizeof(float));
+          std::memcpy(ap + (i - ic) * kc, pr.a + i * pr.lda + pc, static_cast<size_t>(kc) * sizeof(float));
         std::fill(ap + (ie - ic) * kc, ap + lda_p * kc, 0.0f);
       }
       for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
@@ -254,25 +258,25 @@ void run(const Problem& pr, ThreadPool* pool) {
         const float* b = block + q * nr * kc;
         for (int64_t i = ic; i < ie; i += mr) {
           const int64_t rows = std::min(mr, ie - i);
-          float* yt = y + i * n + j;
+          float* yt = y + i * ldy + j;
           // Where the tile reads A from in the copied block.
           const float* a = pr.a_t ? ap + (i - ic) : ap + (i - ic) * kc;
           const int64_t lda = pr.a_t ? lda_p : kc;
           if (rows == mr && cols == nr) {
-            (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, yt, n, accumulate);
+            (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, yt, ldy, accumulate);
           } else {
             // An edge tile: rows past m are the block's zero rows, columns past n the
             // zero padding of the panel; the kernel writes into c_edge.
             if (accumulate)
               for (int64_t r = 0; r < rows; ++r)
-                for (int64_t c = 0; c < cols; ++c) c_edge[r * nr + c] = yt[r * n + c];
+                for (int64_t c = 0; c < cols; ++c) c_edge[r * nr + c] = yt[r * ldy + c];
             (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, c_edge, nr, accumulate);
             for (int64_t r = 0; r < rows; ++r)
-              for (int64_t c = 0; c < cols; ++c) yt[r * n + c] = c_edge[r * nr + c];
+              for (int64_t c = 0; c < cols; ++c) yt[r * ldy + c] = c_edge[r * nr + c];
           }
           if (last && pr.bias)
             for (int64_t r = 0; r < rows; ++r)
-              for (int64_t c = 0; c < cols; ++c) yt[r * n + c] += pr.bias[j + c];
+              for (int64_t c = 0; c < cols; ++c) yt[r * ldy + c] += pr.bias[j + c];
         }
       }
     };
@@ -299,14 +303,21 @@ void run(const Problem& pr, ThreadPool* pool) {
 
 void matmul(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64_t n,
             const float* bias, float* y, ThreadPool* pool) {
-  run({x, false, w, wt, false, m, k, n, bias, y, false}, pool);
+  run({x, false, k, w, wt, false, k, m, k, n, bias, y, n, false}, pool);
+}
+
+void gemm(const float* a, Layout a_layout, int64_t lda, const float* b, Layout b_layout,
+          int64_t ldb, int64_t m, int64_t k, int64_t n, float* y, int64_t ldy, bool accumulate,
+          ThreadPool* pool) {
+  run({a, a_layout == Layout::kTransposed, lda, b, DType::F32, b_layout == Layout::kTransposed, ldb,
+       m, k, n, nullptr, y, ldy, accumulate},
+      pool);
 }
 
 void gemm(const float* a, Layout a_layout, const float* b, Layout b_layout, int64_t m, int64_t k,
           int64_t n, float* y, bool accumulate, ThreadPool* pool) {
-  run({a, a_layout == Layout::kTransposed, b, DType::F32, b_layout == Layout::kTransposed, m, k, n,
-       nullptr, y, accumulate},
-      pool);
+  gemm(a, a_layout, a_layout == Layout::kTransposed ? m : k, b, b_layout,
+       b_layout == Layout::kTransposed ? n : k, m, k, n, y, n, accumulate, pool);
 }
 
 }  // namespace hanul::cpu::gemm

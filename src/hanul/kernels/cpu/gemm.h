@@ -105,6 +105,15 @@ enum class Layout : uint8_t {
 void gemm(const float* a, Layout a_layout, const float* b, Layout b_layout, int64_t m, int64_t k,
           int64_t n, float* y, bool accumulate, ThreadPool* pool);
 
+// The same with the operands' rows `lda`, `ldb` and y's rows `ldy` elements apart
+// (a stored row: of A [m, k] or [k, m], of B [n, k] or [k, n] as the layout says):
+// one head's slice of an interleaved (tokens, heads, head_dim) tensor is an operand
+// with rows n_heads·head_dim apart, so attention multiplies it where it lies. Each
+// ld must be at least its row's length. The same bits as a contiguous copy.
+void gemm(const float* a, Layout a_layout, int64_t lda, const float* b, Layout b_layout,
+          int64_t ldb, int64_t m, int64_t k, int64_t n, float* y, int64_t ldy, bool accumulate,
+          ThreadPool* pool);
+
 // cpu::matmul without the GEMM: the row-dot path it takes for m < kMinRows, for
 // every m. Only for bench_matmul's before/after figures and the tests.
 void matmul_row_dots(const float* x, int64_t m, int64_t k, const void* w, DType wt, int64_t n,
