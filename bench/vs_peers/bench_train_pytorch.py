@@ -50,7 +50,10 @@ torch.manual_seed(0)
 cfg = LlamaConfig(vocab_size=s["vocab"], hidden_size=s["dim"], intermediate_size=s["ffn"],
                   num_hidden_layers=s["layers"], num_attention_heads=s["heads"],
                   num_key_value_heads=s["heads"], max_position_embeddings=s["seq"],
-                  rms_norm_eps=1e-5, tie_word_embeddings=True, attn_implementation="eager")
+                  rms_norm_eps=1e-5, tie_word_embeddings=True,
+                  # transformers' default where torch has it (2.x): fused scaled_dot_product_attention,
+                  # 1-7% faster than eager at 15M with torch 2.15 here; torch 1.13 has only eager
+                  attn_implementation="sdpa" if hasattr(torch.nn.functional, "scaled_dot_product_attention") else "eager")
 model = LlamaForCausalLM(cfg).float()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
 secs = 0.0
@@ -70,7 +73,7 @@ tokens = steps * s["batch"] * s["seq"]
 print(json.dumps({"impl": "torch", "params": sum(p.numel() for p in model.parameters()), "threads": t,
                   "steps": steps, "tokens_per_s": tokens / secs, "s_per_step": secs / steps,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                  "last_loss": float(loss)}))
+                  "last_loss": float(loss), "attn": model.config._attn_implementation}))
 """
 
 
@@ -171,7 +174,7 @@ def main():
                       "hanul_pct_of_fp32_peak": round(100 * ht * flop_tok / peak, 1),
                       "torch_pct_of_fp32_peak": round(100 * pt * flop_tok / peak, 1),
                       "torch_version": ti["torch"], "torch_blas": ti["blas"], "torch_onednn": ti["onednn"],
-                      "torch_python": a.torch_python}))
+                      "torch_attention": p[0].get("attn"), "torch_python": a.torch_python}))
 
 
 if __name__ == "__main__":
