@@ -1,6 +1,7 @@
 // The float GEMM of kernels/cpu/gemm.h against ref::matmul on every instruction
 // set this machine has: odd shapes around the tile sizes (mr × nr = 4 × 8, 6 × 16,
-// 8 × 32) and the blocks (kKc = 256, 120 rows, 384 columns), k = 1, bias or not,
+// 8 × 32) and the blocks (k in one block up to kKcOne = 320, else blocks of at most
+// kKc = 256; 120 rows, 384 columns), k = 1, bias or not,
 // F32 / F16 / BF16 weights; and the promises of gemm.h — each y[i, j] depends on
 // neither the thread count, m, n, where the element falls in the tiles, nor the
 // layout gemm() reads the operands in.
@@ -57,12 +58,30 @@ void expect_near_ref(const std::vector<float>& y, const std::vector<float>& x,
     }
 }
 
+// How k is cut: one block up to kKcOne, then the fewest blocks of at most kKc, as
+// even as they go.
+TEST(CpuGemm, KBlocks) {
+  using cpu::gemm::k_block;
+  using cpu::gemm::k_blocks;
+  EXPECT_EQ(1, k_blocks(1));
+  EXPECT_EQ(1, k_blocks(288));
+  EXPECT_EQ(288, k_block(288));
+  EXPECT_EQ(1, k_blocks(cpu::gemm::kKcOne));
+  EXPECT_EQ(2, k_blocks(cpu::gemm::kKcOne + 1));
+  EXPECT_EQ(161, k_block(321));
+  EXPECT_EQ(3, k_blocks(768));
+  EXPECT_EQ(256, k_block(768));
+  EXPECT_EQ(3, k_blocks(600));
+  EXPECT_EQ(200, k_block(600));
+  EXPECT_EQ(8, k_blocks(2048));
+}
+
 TEST(CpuGemm, MatchesReferenceOnOddShapesAndIsThreadIndependent) {
   std::mt19937 rng(21);
   ThreadPool pool1(1), pool3(3);
   for_each_isa([&] {
     for (DType wt : {DType::F32, DType::F16, DType::BF16}) {
-      for (int64_t k : {1, 2, 7, 16, 255, 256, 257, 600}) {
+      for (int64_t k : {1, 2, 7, 16, 255, 256, 257, 320, 321, 600}) {
         for (int trial = 0; trial < 4; ++trial) {
           const int64_t m = 1 + static_cast<int64_t>(rng() % 40);
           const int64_t n = 1 + static_cast<int64_t>(rng() % 70);
@@ -219,7 +238,7 @@ std::vector<float> transposed(const std::vector<float>& in, int64_t rows, int64_
 // gemm() reads A and B in either layout; the layout changes no bit (the same
 // products summed in the same order), so every combination equals matmul() on the
 // operands transposed beforehand — past the row block (kMc = 120), the column block
-// (n = 400: two blocks), k blocks (k = 300: both k blocks packed at once and run
+// (n = 400: two blocks), k blocks (k = 340: both k blocks packed at once and run
 // inside each row block), with edge tiles, on 1 and 3 threads (n = 2400: the
 // 3-thread split cuts the columns first).
 TEST(CpuGemm, EveryLayoutEqualsMatmulOnTransposedCopies) {
@@ -230,8 +249,8 @@ TEST(CpuGemm, EveryLayoutEqualsMatmulOnTransposedCopies) {
     int64_t m, k, n;
   };
   for_each_isa([&] {
-    for (Shape sh : {Shape{1, 1, 1}, Shape{5, 3, 17}, Shape{37, 300, 45}, Shape{130, 70, 400},
-                     Shape{130, 300, 400}, Shape{64, 520, 33}, Shape{70, 40, 2400}}) {
+    for (Shape sh : {Shape{1, 1, 1}, Shape{5, 3, 17}, Shape{37, 340, 45}, Shape{130, 70, 400},
+                     Shape{130, 340, 400}, Shape{64, 520, 33}, Shape{70, 40, 2400}}) {
       const int64_t m = sh.m, k = sh.k, n = sh.n;
       const auto a = random_floats(rng, m * k), b = random_floats(rng, n * k);
       const auto at = transposed(a, m, k), bt = transposed(b, n, k);
@@ -275,7 +294,7 @@ TEST(CpuGemm, StridedOperandsGiveTheContiguousBits) {
       int64_t m, k, n, pad;
     };
     for (Shape sh : {Shape{1, 1, 1, 1}, Shape{7, 48, 61, 5}, Shape{64, 48, 256, 240},
-                     Shape{130, 300, 45, 3}, Shape{70, 600, 40, 17}}) {
+                     Shape{130, 340, 45, 3}, Shape{70, 600, 40, 17}}) {
       const int64_t m = sh.m, k = sh.k, n = sh.n, pad = sh.pad;
       const auto a = random_floats(rng, m * k), b = random_floats(rng, n * k);
       const auto at = transposed(a, m, k), bt = transposed(b, n, k);
@@ -324,7 +343,7 @@ TEST(CpuGemm, AccumulateAddsBlockSumsToTheOldValueInOrder) {
 #if !defined(FP_FAST_FMAF)
     if (cpu::active_isa() == cpu::Isa::kScalar) return;
 #endif
-    for (int64_t k : {1, 257, 700}) {
+    for (int64_t k : {1, 257, 330, 700}) {
       const int64_t m = 47, n = 29;
       const auto at = random_floats(rng, k * m), bt = random_floats(rng, k * n);
       const auto y0 = random_floats(rng, m * n);
