@@ -29,20 +29,29 @@ class ThreadPool {
 
  private:
   void worker_loop();
-  void drain();
+  // Claims and runs tasks of run `gen` until none is left; false once a later run
+  // (or none) is current.
+  void drain(uint64_t gen);
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  // A run is published as one ticket: its generation in the high 32 bits, the count
+  // of its unclaimed tasks in the low 32. A thread claims a task by a
+  // compare-exchange that also checks the generation, so it never runs one run's
+  // function with another run's task, and needs no lock to join a run.
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<const std::function<void(int64_t)>*> fn_{nullptr};
+  std::atomic<int64_t> n_tasks_{0};
+  std::atomic<int64_t> done_{0};
+  // Sleeping is the slow path: threads spin first (see thread_pool.cpp). Those that
+  // sleep say so in these counters, under mu_, so that a run or the end of one
+  // notifies only when someone sleeps.
   std::mutex mu_;
   std::condition_variable cv_work_;
   std::condition_variable cv_done_;
-  const std::function<void(int64_t)>* fn_ = nullptr;
-  int64_t n_tasks_ = 0;
-  std::atomic<int64_t> next_{0};
-  std::atomic<int64_t> done_{0};
-  std::atomic<uint64_t> generation_{0};
-  int active_workers_ = 0;
-  bool stop_ = false;
+  std::atomic<int> sleeping_workers_{0};
+  std::atomic<bool> caller_sleeping_{false};
+  std::atomic<bool> stop_{false};
 };
 
 // Splits [0, n) into contiguous chunks of at least `grain` items (about four
