@@ -118,8 +118,9 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
       run(std::min<int64_t>(0x7fffffff, n_tasks - i), [&](int64_t t) { fn(i + t); });
     return;
   }
-  // Every task of the previous run is done (run() returned only then), so no thread
-  // reads these until the new ticket below is published.
+  // Every task of the previous run is done (run() returned only then) and its ticket
+  // has none left, so a thread that reads these before the new ticket is published
+  // cannot use them: its claim on the old ticket fails (see drain).
   fn_.store(&fn, std::memory_order_relaxed);
   n_tasks_.store(n_tasks, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);

@@ -29,8 +29,8 @@ class ThreadPool {
 
  private:
   void worker_loop();
-  // Claims and runs tasks of run `gen` until none is left; false once a later run
-  // (or none) is current.
+  // Claims and runs tasks of run `gen` until none is left unclaimed or a later run
+  // is current.
   void drain(uint64_t gen);
 
   int n_threads_;
