@@ -11,10 +11,11 @@ F.cross_entropy (mean) against the next tokens, clip_grad_norm_(1.0), and
 torch.optim.AdamW(lr, betas, eps, weight_decay=0.1). Required:
   - loss: relative error < 1e-5;
   - grad norm before clipping: relative error < 1e-5;
-  - every updated weight: max |hanul - torch| < 1e-6, or, failing that, below
-    1e-4 of the tensor's largest weight with every weight that differs by more
-    than 1e-6 having a (clipped) torch gradient below 1e-6 = 100 * eps, i.e. at
-    the noise floor. Why that is the right scale: AdamW's
+  - every updated weight: max |hanul - torch| < 1e-6, or, failing that, every
+    weight that differs by more than 1e-6 has a (clipped) torch gradient below
+    1e-6 = 100 * eps, i.e. at the noise floor, differs by at most 2 * lr, and
+    such weights are at most 0.1% of the tensor (at least one allowed). Why that
+    is the right scale: AdamW's
     first step moves a weight by lr * g / (|g| + eps) plus the decay, about lr
     whatever the gradient's size, so float32 rounding differences in the
     gradients (~1e-6 relative) change the update by ~lr * 1e-6; only where a
@@ -121,7 +122,8 @@ def check(case, tool, tied, micro, workdir):
         over = diff >= 1e-6
         g_max = float(np.abs(grads[name][over]).max()) if over.any() else 0.0
         n_over, g_over = n_over + int(over.sum()), max(g_over, g_max)
-        if not (a < 1e-6 or (rel_w < 1e-4 and g_max < 100 * EPS)):
+        few = int(over.sum()) <= max(1, over.size // 1000)
+        if not (a < 1e-6 or (g_max < 100 * EPS and a <= 2 * LR and few)):
             verdict(False, f"{name}: max abs diff {a:.2e} (rel {rel_w:.2e}, the step moved it {moved:.2e}, "
                            f"{int(over.sum())} weights differ by >= 1e-6, their |grad| up to {g_max:.1e})")
         if moved < 0.5 * LR:
