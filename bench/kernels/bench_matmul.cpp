@@ -13,7 +13,8 @@
 // BM_MatmulBackward: cpu::matmul_backward (dx += dy·W and dW += dyᵀ·x, both by
 // gemm::gemm on the operands as they lie) at the shapes of train_step for the
 // llama2.c 15M model (2048 tokens, d_model 288, d_ff 768, vocab 32000) and the
-// ~110M one (1024 tokens, d_model 768, d_ff 2048), as GFLOP/s (4·m·n·k per call):
+// ~110M one (1024 tokens, d_model 768, d_ff 2048), as GFLOP/s (4·m·n·k per call),
+// float32 (bf16:0) and with bf16 products (bf16:1, MatmulPrecision::kBf16):
 //   build-*/bench/bench_matmul --benchmark_filter=MatmulBackward
 //
 // BM_FmaPeak: the machine's FMA ceiling (registers only), to read the GFLOP/s above
@@ -25,6 +26,7 @@
 #endif
 
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -160,6 +162,12 @@ BENCHMARK(BM_Gemm)->Apply(gemm_args);
 void BM_MatmulBackward(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   ThreadPool pool(static_cast<int>(state.range(3)));
+  // bf16:1 — cpu::MatmulPrecision::kBf16 (vdpbf16ps); skipped without AVX512_BF16.
+  const bool bf16 = state.range(4) != 0;
+  if (bf16 && !cpu::set_matmul_precision(cpu::MatmulPrecision::kBf16)) {
+    state.SkipWithError("no AVX512_BF16 on this machine");
+    return;
+  }
   std::mt19937 rng(8);
   std::uniform_real_distribution<float> dist(-1, 1);
   std::vector<float> x(static_cast<size_t>(m * k)), w(static_cast<size_t>(n * k));
@@ -175,7 +183,8 @@ void BM_MatmulBackward(benchmark::State& state) {
   state.counters["GFLOPS"] = benchmark::Counter(
       4.0 * static_cast<double>(m * n * k) * 1e-9 * static_cast<double>(state.iterations()),
       benchmark::Counter::kIsRate);
-  state.SetLabel(cpu::isa_name(cpu::active_isa()));
+  state.SetLabel(std::string(cpu::isa_name(cpu::active_isa())) + (bf16 ? " bf16" : ""));
+  cpu::set_matmul_precision(cpu::MatmulPrecision::kFp32);
 }
 
 void backward_args(benchmark::internal::Benchmark* b) {
@@ -185,8 +194,9 @@ void backward_args(benchmark::internal::Benchmark* b) {
                                {2048, 288, 32000}, {1024, 768, 768}, {1024, 768, 2048},
                                {1024, 2048, 768}, {1024, 768, 32000}};
   for (const auto& s : shapes)
-    for (int threads : {1, 2}) b->Args({s[0], s[1], s[2], threads});
-  b->ArgNames({"m", "k", "n", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+    for (int threads : {1, 2})
+      for (int bf16 : {0, 1}) b->Args({s[0], s[1], s[2], threads, bf16});
+  b->ArgNames({"m", "k", "n", "threads", "bf16"})->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 BENCHMARK(BM_MatmulBackward)->Apply(backward_args);
 

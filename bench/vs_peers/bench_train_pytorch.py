@@ -9,6 +9,11 @@ ratio of the medians, tokens/s and peak RSS both sides.
   bench_train_pytorch.py --bench build-bwd/bench/train_bench --shape 15m -t 2 [--profile]
                          [--torch-python /work/torch2-venv/bin/python]
 
+--bf16: hanul's GEMM products in bf16 (train_bench --bf16 1: cpu::MatmulPrecision::kBf16,
+float32 weights, gradients and AdamW state; needs AVX512_BF16). --torch-amp: PyTorch's own
+mixed precision, the forward and loss under torch.autocast("cpu", dtype=torch.bfloat16). "% of
+peak" stays against the FP32 peak either way.
+
 --profile: hanul's runs also time the phases of its step (train_bench --profile 1,
 which costs a clock read per phase); the median seconds per phase are printed.
 % of peak: 6 · params · tokens/s (+ causal attention) over the nominal 117 GFLOP/s
@@ -45,6 +50,7 @@ TORCH_CHILD = r"""
 import json, resource, sys, time, torch
 from transformers import LlamaConfig, LlamaForCausalLM
 s = json.loads(sys.argv[1]); t = int(sys.argv[2]); steps = int(sys.argv[3]); warmup = int(sys.argv[4])
+amp = sys.argv[5] == "1"
 torch.set_num_threads(t)
 torch.manual_seed(0)
 cfg = LlamaConfig(vocab_size=s["vocab"], hidden_size=s["dim"], intermediate_size=s["ffn"],
@@ -60,8 +66,11 @@ secs = 0.0
 for i in range(warmup + steps):
     ids = torch.randint(0, s["vocab"], (s["batch"], s["seq"] + 1))
     t0 = time.perf_counter()
-    out = model(input_ids=ids[:, :-1])
-    loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, s["vocab"]), ids[:, 1:].reshape(-1))
+    # amp: PyTorch's mixed precision on CPU, autocast to bf16 (matmuls in bf16 through oneDNN,
+    # float32 weights and AdamW state), the counterpart of hanul's --bf16
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        out = model(input_ids=ids[:, :-1])
+        loss = torch.nn.functional.cross_entropy(out.logits.float().reshape(-1, s["vocab"]), ids[:, 1:].reshape(-1))
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
@@ -109,15 +118,17 @@ def torch_info(python):
     return i
 
 
-def run_hanul(bench, s, t, steps, warmup, profile=False):
+def run_hanul(bench, s, t, steps, warmup, profile=False, bf16=False):
     args = [bench] + [x for k, v in s.items() for x in (f"--{k}", str(v))]
     args += ["--tied", "1", "--steps", str(steps), "--warmup", str(warmup), "-t", str(t)]
     args += ["--profile", "1"] if profile else []
+    args += ["--bf16", "1"] if bf16 else []
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
 
 
-def run_torch(python, s, t, steps, warmup):
-    out = subprocess.run([python, "-c", TORCH_CHILD, json.dumps(s), str(t), str(steps), str(warmup)],
+def run_torch(python, s, t, steps, warmup, amp=False):
+    out = subprocess.run([python, "-c", TORCH_CHILD, json.dumps(s), str(t), str(steps), str(warmup),
+                          "1" if amp else "0"],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -131,6 +142,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--bf16", action="store_true",
+                    help="hanul's matmuls in bf16 (train_bench --bf16 1; needs AVX512_BF16)")
+    ap.add_argument("--torch-amp", action="store_true",
+                    help="PyTorch under torch.autocast('cpu', dtype=torch.bfloat16)")
     ap.add_argument("--torch-python", default=sys.executable,
                     help="interpreter for the PyTorch child (default: this one)")
     a = ap.parse_args()
@@ -142,8 +157,8 @@ def main():
     for r in range(a.rounds):
         # Who goes first alternates (ABBA...): on this VM the second of two back-to-back
         # runs is often slower (clock or neighbours), which would favour a fixed first.
-        sides = [lambda: h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile)),
-                 lambda: p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup))]
+        sides = [lambda: h.append(run_hanul(a.bench, s, a.t, a.steps, a.warmup, a.profile, a.bf16)),
+                 lambda: p.append(run_torch(a.torch_python, s, a.t, a.steps, a.warmup, a.torch_amp))]
         for side in sides if r % 2 == 0 else sides[::-1]:
             side()
         print(f"round {r}: hanul {h[-1]['tokens_per_s']:.0f} tok/s ({h[-1]['peak_rss_mb']:.0f} MB)  "
@@ -174,7 +189,9 @@ def main():
                       "hanul_pct_of_fp32_peak": round(100 * ht * flop_tok / peak, 1),
                       "torch_pct_of_fp32_peak": round(100 * pt * flop_tok / peak, 1),
                       "torch_version": ti["torch"], "torch_blas": ti["blas"], "torch_onednn": ti["onednn"],
-                      "torch_attention": p[0].get("attn"), "torch_python": a.torch_python}))
+                      "torch_attention": p[0].get("attn"), "torch_python": a.torch_python,
+                      "hanul_matmuls": "bf16" if a.bf16 else "fp32",
+                      "torch_matmuls": "autocast bf16" if a.torch_amp else "fp32"}))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 // clip + AdamW, float32) of a randomly initialised Llama of a given shape on
 // random token ids, and prints one JSON line: tokens/s and peak RSS.
 //   train_bench --dim 288 --layers 6 --heads 6 --ffn 768 --vocab 32000 --seq 256 --batch 8
-//               [--tied 1] [--steps 3] [--warmup 1] [-t 2] [--profile 1]
+//               [--tied 1] [--steps 3] [--warmup 1] [-t 2] [--profile 1] [--bf16 1]
+// --bf16 1: the GEMM's products in bf16 (cpu::MatmulPrecision::kBf16, float32 weights,
+// gradients and AdamW state as always); refused where the CPU has no AVX512_BF16.
 // --profile 1: where a step's time goes — train_step.cpp's phase timing
 // (HANUL_TRAIN_PROFILE, pointed at a file in the temp directory) for the timed
 // steps, averaged, as a table on stderr and "profile_s" (seconds a step) in the JSON.
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/ops.h"
 #include "hanul/train/train_step.h"
 
 using namespace hanul;
@@ -70,7 +73,7 @@ std::vector<std::pair<std::string, double>> read_profile(const std::string& path
 
 int main(int argc, char** argv) {
   int64_t dim = 288, layers = 6, heads = 6, ffn = 768, vocab = 32000, seq = 256, batch = 8;
-  int steps = 3, warmup = 1, threads = 2, tied = 1, profile = 0;
+  int steps = 3, warmup = 1, threads = 2, tied = 1, profile = 0, bf16 = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const long long v = std::atoll(argv[i + 1]);
@@ -86,10 +89,16 @@ int main(int argc, char** argv) {
     else if (a == "--tied") tied = static_cast<int>(v);
     else if (a == "-t") threads = static_cast<int>(v);
     else if (a == "--profile") profile = static_cast<int>(v);
+    else if (a == "--bf16") bf16 = static_cast<int>(v);
     else {
       std::fprintf(stderr, "train_bench: unknown option %s\n", a.c_str());
       return 2;
     }
+  }
+  if (bf16 && !cpu::set_matmul_precision(cpu::MatmulPrecision::kBf16)) {
+    std::fprintf(stderr, "train_bench: --bf16 1 needs AVX512_BF16, which this CPU (%s) lacks\n",
+                 cpu::isa_name(cpu::active_isa()));
+    return 1;
   }
   ModelConfig c;
   c.n_vocab = vocab;

@@ -56,6 +56,9 @@ const std::vector<Field>& fields() {
       {{"adam_eps", "AdamW epsilon"}, &TrainConfig::adam_eps},
       {{"grad_clip", "clip gradients to this global norm; 0: no clipping"}, &TrainConfig::grad_clip},
       {{"seed", "seed of the initial weights and the data order"}, &TrainConfig::seed},
+      {{"matmul_precision",
+        "fp32, or bf16: matmul products in bf16, weights and optimizer float32 (needs AVX512_BF16)"},
+       &TrainConfig::matmul_precision},
       {{"checkpoint_every", "save a checkpoint every N steps (and at the end)"}, &TrainConfig::checkpoint_every},
       {{"eval_every", "validation loss every N steps (and at the end); 0: only at the end"},
        &TrainConfig::eval_every},
@@ -284,6 +287,8 @@ Status validate_train_config(const TrainConfig& c, int n_ranks) {
   if (c.context < 0) return Error{"train: 'context' must be >= 0"};
   if (c.eval_every < 0) return Error{"train: 'eval_every' must be >= 0"};
   if (c.threads < 0) return Error{"train: 'threads' must be >= 0"};
+  if (c.matmul_precision != "fp32" && c.matmul_precision != "bf16")
+    return Error{fmt::format("train: 'matmul_precision' must be fp32 or bf16, got '{}'", c.matmul_precision)};
   if (c.batch_size % (static_cast<int64_t>(n_ranks) * c.grad_accum) != 0)
     return Error{fmt::format(
         "train: batch_size {} does not split over {} rank(s) x grad_accum {} (it must be a multiple of {})",

@@ -64,6 +64,9 @@ struct TrainConfig {
   double adam_eps = 1e-8;
   double grad_clip = 1.0;  // <= 0: no clipping
   uint64_t seed = 1337;
+  // "fp32", or "bf16": the matmuls' products in bf16 (cpu::MatmulPrecision::kBf16), the
+  // weights, gradients and AdamW state still float32. Needs AVX512_BF16.
+  std::string matmul_precision = "fp32";
 
   // Bookkeeping.
   int64_t checkpoint_every = 100;

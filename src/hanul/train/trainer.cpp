@@ -10,6 +10,7 @@
 
 #include "hanul/base/mapped_file.h"
 #include "hanul/base/thread_pool.h"
+#include "hanul/kernels/cpu/ops.h"
 #include "hanul/kernels/cpu/ops_backward.h"
 #include "hanul/model/weights.h"
 #include "hanul/tokenizer/tokenizer.h"
@@ -168,6 +169,17 @@ Result<TrainSummary> run_training(TrainConfig cfg, const TrainRunOptions& option
     metrics.emplace(std::move(m));
   }
 
+  // The GEMM's precision is process-wide (ops.h): set for this run, restored after it.
+  const cpu::MatmulPrecision precision_before = cpu::matmul_precision();
+  const bool bf16 = cfg.matmul_precision == "bf16";
+  if (!cpu::set_matmul_precision(bf16 ? cpu::MatmulPrecision::kBf16 : cpu::MatmulPrecision::kFp32))
+    return Error{fmt::format("train: matmul_precision bf16 needs a CPU with AVX512_BF16 (this one runs {}); "
+                             "use fp32",
+                             cpu::isa_name(cpu::active_isa()))};
+  struct RestorePrecision {
+    cpu::MatmulPrecision p;
+    ~RestorePrecision() { cpu::set_matmul_precision(p); }
+  } restore_precision{precision_before};
   ThreadPool pool(cfg.threads);
   LrSchedule schedule{cfg.warmup_steps, cfg.steps, cfg.lr, cfg.min_lr};
   HANUL_TRY(schedule.validate());
@@ -181,9 +193,9 @@ Result<TrainSummary> run_training(TrainConfig cfg, const TrainRunOptions& option
   sum.n_ranks = n_ranks;
   sum.checkpoint = ckpt_dir;
   sum.step = model->step();
-  say(fmt::format("{} parameters; {} training tokens{}; batch {} x {} over {} rank(s), {} thread(s)", sum.n_params,
+  say(fmt::format("{} parameters; {} training tokens{}; batch {} x {} over {} rank(s), {} thread(s){}", sum.n_params,
                   data.total_tokens(), val ? fmt::format(", {} validation tokens", val->total_tokens()) : "", B, T,
-                  n_ranks, pool.n_threads()));
+                  n_ranks, pool.n_threads(), bf16 ? "; bf16 matmuls" : ""));
   if (sum.step >= cfg.steps) {
     say(fmt::format("the run is complete: {} of {} steps", sum.step, cfg.steps));
     return sum;

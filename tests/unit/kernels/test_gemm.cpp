@@ -19,6 +19,7 @@
 #include "hanul/kernels/cpu/gemm.h"
 #include "hanul/kernels/cpu/ops.h"
 #include "hanul/kernels/ref/ops.h"
+#include "hanul/tensor/half.h"
 #include "hanul/tensor/quantize.h"
 
 namespace hanul {
@@ -384,6 +385,89 @@ TEST(CpuGemm, Avx2AndAvx512AreBitIdentical) {
   cpu::set_max_isa(cpu::Isa::kAvx512);
   cpu::gemm::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y5.data(), &pool);
   EXPECT_EQ(0, std::memcmp(y2.data(), y5.data(), y2.size() * 4));
+}
+
+// MatmulPrecision::kBf16 (ops.h): float32 operands rounded to bf16 (to nearest even,
+// denormals to zero, as vcvtneps2bf16), k taken in pairs (p, p + 1) inside each
+// k_block(k) block (an odd block's last pair padded with a zero), per pair
+// s += a[p+1]·b[p+1] then s += a[p]·b[p] (vdpbf16ps), each product exact and each sum
+// rounded; block sums and the bias added as for float32. Every layout, stride and
+// thread count gives these bits.
+float bf16_round(float f) {
+  if (std::fabs(f) < 0x1p-126f) f = std::copysign(0.0f, f);
+  return bf16_to_f32(f32_to_bf16(f));
+}
+
+float bf16_pairs_sum(const float* a, int64_t as, const float* b, int64_t bs, int64_t k, float y_old,
+                     bool accumulate) {
+  const int64_t kb = cpu::gemm::k_block(k);
+  float total = y_old;
+  for (int64_t p0 = 0; p0 < k; p0 += kb) {
+    const int64_t p1 = std::min(k, p0 + kb);
+    float s = 0.0f;
+    for (int64_t p = p0; p < p1; p += 2) {
+      if (p + 1 < p1) s += bf16_round(a[(p + 1) * as]) * bf16_round(b[(p + 1) * bs]);
+      s += bf16_round(a[p * as]) * bf16_round(b[p * bs]);
+    }
+    total = p0 == 0 && !accumulate ? s : total + s;
+  }
+  return total;
+}
+
+TEST(CpuGemmBf16, SumsPairsInTheDocumentedOrderInEveryLayout) {
+  if (!cpu::bf16_matmul_supported()) GTEST_SKIP() << "no AVX512_BF16 on this machine";
+  std::mt19937 rng(41);
+  using cpu::gemm::Layout;
+  ThreadPool pool1(1), pool3(3);
+  ASSERT_TRUE(cpu::set_matmul_precision(cpu::MatmulPrecision::kBf16));
+  struct Shape {
+    int64_t m, k, n;
+  };
+  for (Shape sh : {Shape{1, 1, 1}, Shape{5, 3, 17}, Shape{9, 33, 31}, Shape{37, 341, 45},
+                   Shape{130, 70, 400}, Shape{64, 601, 33}, Shape{70, 40, 2400}, Shape{66, 2048, 40}}) {
+    const int64_t m = sh.m, k = sh.k, n = sh.n;
+    const auto a = random_floats(rng, m * k), b = random_floats(rng, n * k);
+    const auto at = transposed(a, m, k), bt = transposed(b, n, k);
+    const auto y0 = random_floats(rng, m * n);
+    for (bool accumulate : {false, true})
+      for (Layout la : {Layout::kRows, Layout::kTransposed})
+        for (Layout lb : {Layout::kRows, Layout::kTransposed})
+          for (ThreadPool* pool : {&pool1, &pool3}) {
+            SCOPED_TRACE(testing::Message() << "m=" << m << " k=" << k << " n=" << n << " a_t="
+                                            << (la == Layout::kTransposed) << " b_t="
+                                            << (lb == Layout::kTransposed) << " acc=" << accumulate
+                                            << " threads=" << pool->n_threads());
+            std::vector<float> y = y0;
+            cpu::gemm::gemm(la == Layout::kRows ? a.data() : at.data(), la,
+                            lb == Layout::kRows ? b.data() : bt.data(), lb, m, k, n, y.data(), accumulate,
+                            pool);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j)
+                ASSERT_EQ(bf16_pairs_sum(a.data() + i * k, 1, b.data() + j * k, 1, k, y0[i * n + j], accumulate),
+                          y[i * n + j])
+                    << "i=" << i << " j=" << j;
+          }
+    // matmul() with float32 weights and a bias takes the same path.
+    const auto bias = random_floats(rng, n);
+    std::vector<float> y(static_cast<size_t>(m * n));
+    cpu::gemm::matmul(a.data(), m, k, b.data(), DType::F32, n, bias.data(), y.data(), &pool3);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        ASSERT_EQ(bf16_pairs_sum(a.data() + i * k, 1, b.data() + j * k, 1, k, 0.0f, false) + bias[j],
+                  y[i * n + j]);
+  }
+  ASSERT_TRUE(cpu::set_matmul_precision(cpu::MatmulPrecision::kFp32));
+}
+
+// kBf16 is refused where the active ISA has no bf16 kernel, and leaves the precision
+// as it was; kFp32 is always accepted.
+TEST(CpuGemmBf16, RefusedWithoutAvx512Bf16) {
+  cpu::set_max_isa(cpu::Isa::kAvx2);
+  EXPECT_FALSE(cpu::bf16_matmul_supported());
+  EXPECT_FALSE(cpu::set_matmul_precision(cpu::MatmulPrecision::kBf16));
+  EXPECT_EQ(cpu::MatmulPrecision::kFp32, cpu::matmul_precision());
+  EXPECT_TRUE(cpu::set_matmul_precision(cpu::MatmulPrecision::kFp32));
+  cpu::set_max_isa(cpu::Isa::kAvx512);
 }
 
 }  // namespace

@@ -115,6 +115,11 @@ TEST(TrainConfig, Validation) {
   bad = c;
   bad.data.clear();
   EXPECT_FALSE(validate_train_config(bad, 1).ok());
+  bad = c;
+  bad.matmul_precision = "fp16";
+  EXPECT_FALSE(validate_train_config(bad, 1).ok());
+  bad.matmul_precision = "bf16";
+  EXPECT_TRUE(validate_train_config(bad, 1).ok());
 }
 
 TEST(TrainConfig, ModelConfigForIsAValidLlama) {

@@ -2,6 +2,7 @@
 #include "hanul/kernels/cpu/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -86,7 +87,7 @@ void scalar_pack(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int
 
 }  // namespace
 
-const Kernel kScalar = {kScalarMr, kScalarNr, scalar_tile, scalar_tile_t, scalar_pack};
+const Kernel kScalar = {kScalarMr, kScalarNr, scalar_tile, scalar_tile_t, scalar_pack, nullptr, nullptr};
 
 const Kernel& kernel() {
   switch (active_isa()) {
@@ -97,6 +98,18 @@ const Kernel& kernel() {
     default: return kScalar;
   }
 }
+
+const Kernel* kernel_bf16() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool has_bf16 = __builtin_cpu_supports("avx512bf16");
+  if (has_bf16 && active_isa() == Isa::kAvx512) return &kAvx512Bf16;
+#endif
+  return nullptr;
+}
+
+namespace {
+std::atomic<int> g_precision{static_cast<int>(MatmulPrecision::kFp32)};
+}  // namespace
 
 bool supports(DType wt) { return wt == DType::F32 || wt == DType::F16 || wt == DType::BF16; }
 
@@ -146,7 +159,7 @@ void pack_b_transposed(const float* b, int64_t ldb, int64_t j0, int64_t rows, in
 // training step on small blocks, where allocating and zeroing them every call cost
 // more than the products. Every element is written before it is read (the packs
 // write their zero padding), so none is initialised here.
-enum Scratch { kScratchB, kScratchA, kScratchEdge, kNScratch };
+enum Scratch { kScratchB, kScratchA, kScratchEdge, kScratchPairs, kNScratch };
 float* scratch(Scratch which, int64_t n) {
   thread_local std::vector<float> buffers[kNScratch];
   std::vector<float>& b = buffers[which];
@@ -169,7 +182,13 @@ void run(const Problem& pr, ThreadPool* pool) {
       }
     return;
   }
-  const Kernel& kr = kernel();
+  // bf16 products (ops.h) for float32 operands: the same driver on bf16 pairs (gemm.h).
+  // A k block's kc elements are ku(kc) 32-bit units: kc floats or ceil(kc / 2) pairs.
+  const Kernel* const kb16 =
+      pr.bt == DType::F32 && matmul_precision() == MatmulPrecision::kBf16 ? kernel_bf16() : nullptr;
+  const bool pairs = kb16 != nullptr;
+  const Kernel& kr = pairs ? *kb16 : kernel();
+  auto ku = [pairs](int64_t kc) { return pairs ? (kc + 1) / 2 : kc; };
   const int64_t mr = kr.mr, nr = kr.nr;
   const auto* wb = static_cast<const uint8_t*>(pr.b);
   const int64_t wrb = pr.b_t ? 0 : row_bytes(pr.bt, pr.ldb);
@@ -217,7 +236,7 @@ void run(const Problem& pr, ThreadPool* pool) {
     // The task's columns in the fewest blocks of at most nc_max, even to a panel.
     const int64_t n_blocks = ceil_div(j1 - j0, nc_max);
     const int64_t nc = ceil_div(ceil_div(j1 - j0, n_blocks), nr) * nr;
-    // Packed B of a span: the k block at pc starts at (pc - span start)·nc.
+    // Packed B of a span: the i-th k block of the span starts at i·ku(kb)·nc.
     float* const bp = scratch(kScratchB, std::min(k, k_span) * nc);
     float* const c_edge = scratch(kScratchEdge, mr * nr);
     // Each block of A (rows × kc) is copied, rows padded to mr with zeros, so the
@@ -227,14 +246,28 @@ void run(const Problem& pr, ThreadPool* pool) {
     // tile_t reads like the stored A.
     float* const ap = scratch(kScratchA, kb * std::min(kMc, ceil_div(i1 - i0, mr) * mr));
 
+    // The rows of a W panel as bf16 pairs, [nr][ku(kc)], before pack transposes them.
+    float* const w_pairs = pairs && !pr.b_t ? scratch(kScratchPairs, nr * ku(kb)) : nullptr;
     auto pack_b = [&](int64_t jc, int64_t jn, int64_t pc, int64_t kc, float* block) {
+      const int64_t kcu = ku(kc);
       for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
-        float* out = block + q * nr * kc;
+        float* out = block + q * nr * kcu;
         const int64_t rows = std::min(nr, jn - q * nr);
-        if (pr.b_t)
+        if (pairs && pr.b_t) {
+          const auto* src = static_cast<const float*>(pr.b) + pc * pr.ldb + jc + q * nr;
+          for (int64_t u = 0; u < kcu; ++u)
+            kr.interleave_pairs(src + 2 * u * pr.ldb, 2 * u + 1 < kc ? src + (2 * u + 1) * pr.ldb : nullptr,
+                                rows, nr, out + u * nr);
+        } else if (pairs) {
+          for (int64_t r = 0; r < rows; ++r)
+            kr.to_pairs(reinterpret_cast<const float*>(wb + (jc + q * nr + r) * wrb) + pc, kc,
+                        w_pairs + r * kcu);
+          kr.pack(w_pairs, DType::F32, kcu * static_cast<int64_t>(sizeof(float)), rows, 0, kcu, out);
+        } else if (pr.b_t) {
           pack_b_transposed(static_cast<const float*>(pr.b), pr.ldb, jc + q * nr, rows, pc, kc, nr, out);
-        else
+        } else {
           kr.pack(wb + (jc + q * nr) * wrb, pr.bt, wrb, rows, pc, kc, out);
+        }
       }
     };
     // Rows [ic, ie) × columns [jc, jc + jn) of y, k block [pc, pc + kc), B packed at block.
@@ -242,7 +275,16 @@ void run(const Problem& pr, ThreadPool* pool) {
                        const float* block) {
       const bool accumulate = pc > 0 || pr.accumulate, last = pc + kc == k;
       const int64_t lda_p = ceil_div(ie - ic, mr) * mr;
-      if (pr.a_t) {
+      const int64_t kcu = ku(kc);
+      if (pairs && pr.a_t) {
+        for (int64_t u = 0; u < kcu; ++u) {
+          const float* even = pr.a + (pc + 2 * u) * pr.lda + ic;
+          kr.interleave_pairs(even, 2 * u + 1 < kc ? even + pr.lda : nullptr, ie - ic, lda_p, ap + u * lda_p);
+        }
+      } else if (pairs) {
+        for (int64_t i = ic; i < ie; ++i) kr.to_pairs(pr.a + i * pr.lda + pc, kc, ap + (i - ic) * kcu);
+        std::fill(ap + (ie - ic) * kcu, ap + lda_p * kcu, 0.0f);
+      } else if (pr.a_t) {
         for (int64_t p = 0; p < kc; ++p) {
           float* o = ap + p * lda_p;
           std::memcpy(o, pr.a + (pc + p) * pr.lda + ic, static_cast<size_t>(ie - ic) * sizeof(float));
@@ -255,22 +297,22 @@ void run(const Problem& pr, ThreadPool* pool) {
       }
       for (int64_t q = 0; q < ceil_div(jn, nr); ++q) {
         const int64_t j = jc + q * nr, cols = std::min(nr, jn - q * nr);
-        const float* b = block + q * nr * kc;
+        const float* b = block + q * nr * kcu;
         for (int64_t i = ic; i < ie; i += mr) {
           const int64_t rows = std::min(mr, ie - i);
           float* yt = y + i * ldy + j;
           // Where the tile reads A from in the copied block.
-          const float* a = pr.a_t ? ap + (i - ic) : ap + (i - ic) * kc;
-          const int64_t lda = pr.a_t ? lda_p : kc;
+          const float* a = pr.a_t ? ap + (i - ic) : ap + (i - ic) * kcu;
+          const int64_t lda = pr.a_t ? lda_p : kcu;
           if (rows == mr && cols == nr) {
-            (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, yt, ldy, accumulate);
+            (pr.a_t ? kr.tile_t : kr.tile)(kcu, a, lda, b, yt, ldy, accumulate);
           } else {
             // An edge tile: rows past m are the block's zero rows, columns past n the
             // zero padding of the panel; the kernel writes into c_edge.
             if (accumulate)
               for (int64_t r = 0; r < rows; ++r)
                 for (int64_t c = 0; c < cols; ++c) c_edge[r * nr + c] = yt[r * ldy + c];
-            (pr.a_t ? kr.tile_t : kr.tile)(kc, a, lda, b, c_edge, nr, accumulate);
+            (pr.a_t ? kr.tile_t : kr.tile)(kcu, a, lda, b, c_edge, nr, accumulate);
             for (int64_t r = 0; r < rows; ++r)
               for (int64_t c = 0; c < cols; ++c) yt[r * ldy + c] = c_edge[r * nr + c];
           }
@@ -286,11 +328,11 @@ void run(const Problem& pr, ThreadPool* pool) {
       for (int64_t ks = 0; ks < k; ks += k_span) {
         const int64_t ke = std::min(k, ks + k_span);
         for (int64_t pc = ks; pc < ke; pc += kb)
-          pack_b(jc, jn, pc, std::min(kb, k - pc), bp + (pc - ks) * nc);
+          pack_b(jc, jn, pc, std::min(kb, k - pc), bp + (pc - ks) / kb * ku(kb) * nc);
         for (int64_t ic = i0; ic < i1; ic += kMc)
           for (int64_t pc = ks; pc < ke; pc += kb)
             compute(ic, std::min(i1, ic + kMc), jc, jn, pc, std::min(kb, k - pc),
-                    bp + (pc - ks) * nc);
+                    bp + (pc - ks) / kb * ku(kb) * nc);
       }
     }
   };
@@ -321,3 +363,19 @@ void gemm(const float* a, Layout a_layout, const float* b, Layout b_layout, int6
 }
 
 }  // namespace hanul::cpu::gemm
+
+namespace hanul::cpu {
+
+bool bf16_matmul_supported() { return gemm::kernel_bf16() != nullptr; }
+
+bool set_matmul_precision(MatmulPrecision p) {
+  if (p == MatmulPrecision::kBf16 && !bf16_matmul_supported()) return false;
+  gemm::g_precision.store(static_cast<int>(p), std::memory_order_relaxed);
+  return true;
+}
+
+MatmulPrecision matmul_precision() {
+  return static_cast<MatmulPrecision>(gemm::g_precision.load(std::memory_order_relaxed));
+}
+
+}  // namespace hanul::cpu

@@ -65,6 +65,17 @@ constexpr int64_t kKcOne = 320;
 inline int64_t k_blocks(int64_t k) { return k <= kKcOne ? 1 : (k + kKc - 1) / kKc; }
 inline int64_t k_block(int64_t k) { return (k + k_blocks(k) - 1) / k_blocks(k); }
 
+// A bf16 kernel (MatmulPrecision::kBf16, ops.h) has the same shape and the same
+// driver: its tile, tile_t and pack take 32-bit units that each hold a PAIR of bf16
+// values, elements p and p + 1 of k (p even, p in the low half), so "kc" counts pairs
+// and every layout above holds pairs where the float kernel holds floats (a [rows][kc
+// pairs] block, tile_t's [kc pairs][rows], the [kc pairs][nr] micro-panel: pack only
+// moves 32-bit units, so it transposes pairs unchanged). Its multiply-add is
+// vdpbf16ps: per lane acc += a_odd·b_odd, then acc += a_even·b_even, each product
+// exact in float32 and each sum rounded (checked bit for bit against the scalar
+// reference in the test). The driver makes the pairs with to_pairs and
+// interleave_pairs, which round float32 to bf16 to nearest even as vcvtneps2bf16
+// does (denormals to zero), a block of k of odd length padded with a zero element.
 struct Kernel {
   int64_t mr, nr;  // the register tile: mr rows of x by nr weight rows
   // c[r·ldc + j] = (accumulate ? c[r·ldc + j] : 0) + Σ_{p<kc} a[r·lda + p]·b[p·nr + j]
@@ -79,16 +90,27 @@ struct Kernel {
   // rows <= r < nr; row r of W starts at w + r·w_row_bytes. wt is F32, F16 or BF16.
   void (*pack)(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int64_t p0, int64_t kc,
                float* out);
+  // bf16 kernels only (nullptr in the float ones), out and the units as 32-bit pairs:
+  // to_pairs: out[u] = (bf16(src[2u]), bf16(src[2u + 1])) for u < ceil(n / 2), the
+  // element past an odd n zero.
+  void (*to_pairs)(const float* src, int64_t n, float* out);
+  // interleave_pairs: out[j] = (bf16(even[j]), bf16(odd[j])) for j < n (odd may be
+  // nullptr: zeros), out[j] = 0 for n <= j < n_pad.
+  void (*interleave_pairs)(const float* even, const float* odd, int64_t n, int64_t n_pad, float* out);
 };
 
 extern const Kernel kScalar;
 #if defined(__x86_64__) || defined(_M_X64)
 extern const Kernel kAvx2;
 extern const Kernel kAvx512;
+extern const Kernel kAvx512Bf16;
 #endif
 
 // The kernel of cpu::active_isa().
 const Kernel& kernel();
+// The bf16 kernel where the active ISA is AVX-512 and the CPU has AVX512_BF16, else
+// nullptr.
+const Kernel* kernel_bf16();
 
 // Weight types the GEMM packs: F32, F16, BF16.
 bool supports(DType wt);

@@ -4,6 +4,9 @@
 // `#pragma GCC target` and namespace HANUL_GEMM_NS. The includer includes every
 // standard header before its pragma (see simd_x86.inc).
 //
+// gemm_avx512_bf16.cpp compiles the AVX-512 one a third time with HANUL_GEMM_BF16:
+// the same tile on bf16 pairs (gemm.h), vdpbf16ps in place of the FMA.
+//
 // Tile shapes: BLIS's Haswell sgemm kernel is 6 × 16 (bli_gemm_haswell_asm_d6x16);
 // 12 accumulators cover the FMA latency × throughput product (4 cycles × 2 units)
 // and leave 4 registers for 2 W vectors and the broadcast of x.
@@ -23,7 +26,14 @@ inline Vec vzero() { return _mm512_setzero_ps(); }
 inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
 inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
+#if defined(HANUL_GEMM_BF16)
+// a and b hold bf16 pairs (gemm.h): c + a_odd·b_odd + a_even·b_even per lane.
+inline Vec vfma(Vec a, Vec b, Vec c) {
+  return _mm512_dpbf16_ps(c, reinterpret_cast<__m512bh&>(a), reinterpret_cast<__m512bh&>(b));
+}
+#else
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+#endif
 inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 #else
 using Vec = __m256;
@@ -162,10 +172,50 @@ void pack(const void* w, DType wt, int64_t w_row_bytes, int64_t rows, int64_t p0
       for (int64_t r = rows; r < kNr; ++r) out[p * kNr + r] = 0.0f;
 }
 
+#if defined(HANUL_GEMM_BF16)
+// 16 floats from src (the first `n` of them, the rest zero) rounded to bf16.
+inline __m256i bf16x16(const float* src, int64_t n) {
+  const __m512 v = n >= 16 ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), src);
+  const __m256bh h = _mm512_cvtneps_pbh(v);
+  return reinterpret_cast<const __m256i&>(h);
+}
+
+void to_pairs(const float* src, int64_t n, float* out) {
+  auto* o = reinterpret_cast<__m256i*>(out);  // 16 bf16 = 8 pairs per store
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm256_storeu_si256(o++, bf16x16(src + i, 16));
+  if (i < n) {
+    const int64_t pairs = (n - i + 1) / 2;
+    _mm256_mask_storeu_epi32(o, static_cast<__mmask8>((1u << pairs) - 1), bf16x16(src + i, n - i));
+  }
+}
+
+void interleave_pairs(const float* even, const float* odd, int64_t n, int64_t n_pad, float* out) {
+  // The maskz forms with a full mask: the plain ones trip GCC 12's -Wmaybe-uninitialized
+  // on their _mm512_undefined_epi32 pass-through.
+  constexpr __mmask16 kAll = 0xffff;
+  for (int64_t j = 0; j < n; j += 16) {
+    const int64_t len = std::min<int64_t>(16, n - j);
+    const __m512i lo = _mm512_maskz_cvtepu16_epi32(kAll, bf16x16(even + j, len));
+    const __m512i hi =
+        odd ? _mm512_maskz_slli_epi32(kAll, _mm512_maskz_cvtepu16_epi32(kAll, bf16x16(odd + j, len)), 16)
+            : _mm512_setzero_si512();
+    _mm512_mask_storeu_epi32(out + j, static_cast<__mmask16>((1u << len) - 1), _mm512_or_si512(lo, hi));
+  }
+  std::fill(out + n, out + n_pad, 0.0f);
+}
+#endif
+
 }  // namespace
 }  // namespace HANUL_GEMM_NS
 
-const Kernel HANUL_GEMM_TABLE = {HANUL_GEMM_NS::kMr, HANUL_GEMM_NS::kNr, HANUL_GEMM_NS::tile,
-                                 HANUL_GEMM_NS::tile_t, HANUL_GEMM_NS::pack};
+#if defined(HANUL_GEMM_BF16)
+const Kernel HANUL_GEMM_TABLE = {HANUL_GEMM_NS::kMr,      HANUL_GEMM_NS::kNr,     HANUL_GEMM_NS::tile,
+                                 HANUL_GEMM_NS::tile_t,   HANUL_GEMM_NS::pack,    HANUL_GEMM_NS::to_pairs,
+                                 HANUL_GEMM_NS::interleave_pairs};
+#else
+const Kernel HANUL_GEMM_TABLE = {HANUL_GEMM_NS::kMr,    HANUL_GEMM_NS::kNr, HANUL_GEMM_NS::tile,
+                                 HANUL_GEMM_NS::tile_t, HANUL_GEMM_NS::pack, nullptr, nullptr};
+#endif
 
 }  // namespace hanul::cpu::gemm

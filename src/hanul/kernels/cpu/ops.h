@@ -63,5 +63,22 @@ Isa active_isa();
 void set_max_isa(Isa isa);
 const char* isa_name(Isa isa);
 
+// --- float32 matmul precision ------------------------------------------------------
+
+// How the GEMM multiplies float32 operands (matmul for m >= 64 rows with F32 weights,
+// matmul_backward, attention's products): kFp32, float32 products (the default); or
+// kBf16, both operands rounded to bf16 (to nearest even) and the products summed in
+// float32 (AVX512_BF16's vdpbf16ps, twice the multiply-adds of an FMA a cycle on Zen
+// 4). What torch.set_float32_matmul_precision("medium") allows; training keeps its
+// weights, gradients and optimizer state in float32 (train_config.h's
+// matmul_precision). Still deterministic: the same bits for any thread count.
+enum class MatmulPrecision { kFp32, kBf16 };
+
+// True where kBf16 runs as bf16: the active ISA is AVX-512 and the CPU has AVX512_BF16.
+// Elsewhere set_matmul_precision(kBf16) is refused (returns false, nothing changes).
+bool bf16_matmul_supported();
+bool set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+
 }  // namespace cpu
 }  // namespace hanul
