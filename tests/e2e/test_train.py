@@ -247,6 +247,19 @@ def test_bf16_matmuls_follow_the_fp32_loss_curve(reference_run, data, config, tm
               "--threads", "1")
     assert r.returncode == 0, r.stderr
     assert [deterministic(x) for x in records(one)] == [deterministic(x) for x in got]
+    # SIGKILLed and resumed (with no flag: the precision is part of the saved config), it reaches
+    # the uninterrupted bf16 run's bits.
+    killed = tmp_path / "bf16-killed"
+    cmd = ["train", "--config", config, "--data", data, "--out", killed, "--matmul-precision", "bf16"]
+    assert kill_at_random(cmd, killed, random.Random(4)), "the run finished before it could be killed"
+    if (killed / "checkpoint" / "manifest.json").exists():
+        cmd = ["train", "--resume", killed]
+    print("bf16 killed after", len(records(killed)), "steps; resuming:", cmd[1] == "--resume")
+    r = hanul(*cmd)
+    assert r.returncode == 0, r.stderr
+    assert "bf16 matmuls" in r.stderr
+    for f in ("model.safetensors", "optimizer.safetensors"):
+        assert (killed / "checkpoint" / f).read_bytes() == (run / "checkpoint" / f).read_bytes(), f
 
 
 @pytest.mark.parametrize("args,code,message", [
