@@ -372,11 +372,13 @@ TEST(CpuGemm, AccumulateAddsBlockSumsToTheOldValueInOrder) {
 }
 
 // The AVX2 and AVX-512 kernels sum in the same order (gemm.h), so they agree bit
-// for bit; skipped where the machine has no AVX-512.
+// for bit; skipped where the machine has no AVX-512. n = 150 pads to 160 columns on
+// either tile, so the AVX-512 run really takes the AVX-512 kernel (kernel_for_columns).
 TEST(CpuGemm, Avx2AndAvx512AreBitIdentical) {
   if (cpu::detected_isa() < cpu::Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this machine";
+  ASSERT_EQ(&cpu::gemm::kAvx512, &cpu::gemm::kernel_for_columns(150));
   std::mt19937 rng(26);
-  const int64_t m = 53, k = 777, n = 67;
+  const int64_t m = 53, k = 777, n = 150;
   ThreadPool pool(2);
   const auto w = random_floats(rng, n * k), x = random_floats(rng, m * k), b = random_floats(rng, n);
   std::vector<float> y2(static_cast<size_t>(m * n)), y5(y2.size());
@@ -385,6 +387,19 @@ TEST(CpuGemm, Avx2AndAvx512AreBitIdentical) {
   cpu::set_max_isa(cpu::Isa::kAvx512);
   cpu::gemm::matmul(x.data(), m, k, w.data(), DType::F32, n, b.data(), y5.data(), &pool);
   EXPECT_EQ(0, std::memcmp(y2.data(), y5.data(), y2.size() * 4));
+}
+
+// On AVX-512 the 16-wide AVX2 tile takes the products whose column count the 32-wide
+// tile would pad by an eighth or more (attention's head_dim 48); elsewhere the ISA's own.
+TEST(CpuGemm, KernelForColumnsPadsLess) {
+  if (cpu::active_isa() != cpu::Isa::kAvx512) {
+    EXPECT_EQ(&cpu::gemm::kernel(), &cpu::gemm::kernel_for_columns(48));
+    GTEST_SKIP() << "no AVX-512 on this machine: one kernel for every n";
+  }
+  for (int64_t n : {1, 16, 33, 48, 80, 112})
+    EXPECT_EQ(&cpu::gemm::kAvx2, &cpu::gemm::kernel_for_columns(n)) << n;
+  for (int64_t n : {17, 32, 61, 64, 96, 150, 288, 768, 32000})
+    EXPECT_EQ(&cpu::gemm::kAvx512, &cpu::gemm::kernel_for_columns(n)) << n;
 }
 
 // MatmulPrecision::kBf16 (ops.h): float32 operands rounded to bf16 (to nearest even,

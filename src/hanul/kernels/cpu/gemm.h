@@ -108,6 +108,9 @@ extern const Kernel kAvx512Bf16;
 
 // The kernel of cpu::active_isa().
 const Kernel& kernel();
+// The kernel for a product of n columns: kernel(), or on AVX-512 the AVX2 one where its
+// narrower tile pads n much less (n = 48: 48 columns instead of 64). The same bits.
+const Kernel& kernel_for_columns(int64_t n);
 // The bf16 kernel where the active ISA is AVX-512 and the CPU has AVX512_BF16, else
 // nullptr.
 const Kernel* kernel_bf16();
