@@ -120,6 +120,18 @@ Result<TrainSummary> run_training(TrainConfig cfg, const TrainRunOptions& option
                              out, ckpt_dir, out)};
   }
   HANUL_TRY(validate_train_config(cfg, n_ranks));
+  // The GEMM's precision is process-wide (ops.h): set for this run, restored after it;
+  // refused before anything is written where the CPU cannot do it.
+  const cpu::MatmulPrecision precision_before = cpu::matmul_precision();
+  const bool bf16 = cfg.matmul_precision == "bf16";
+  if (!cpu::set_matmul_precision(bf16 ? cpu::MatmulPrecision::kBf16 : cpu::MatmulPrecision::kFp32))
+    return Error{fmt::format("train: matmul_precision bf16 needs a CPU with AVX512_BF16 (this one runs {}); "
+                             "use fp32",
+                             cpu::isa_name(cpu::active_isa()))};
+  struct RestorePrecision {
+    cpu::MatmulPrecision p;
+    ~RestorePrecision() { cpu::set_matmul_precision(p); }
+  } restore_precision{precision_before};
 
   HANUL_ASSIGN_OR_RETURN(DataShards data,
                          DataShards::open(cfg.data, {.validation = false, .shuffle = cfg.shuffle, .seed = cfg.seed}));
@@ -169,17 +181,6 @@ Result<TrainSummary> run_training(TrainConfig cfg, const TrainRunOptions& option
     metrics.emplace(std::move(m));
   }
 
-  // The GEMM's precision is process-wide (ops.h): set for this run, restored after it.
-  const cpu::MatmulPrecision precision_before = cpu::matmul_precision();
-  const bool bf16 = cfg.matmul_precision == "bf16";
-  if (!cpu::set_matmul_precision(bf16 ? cpu::MatmulPrecision::kBf16 : cpu::MatmulPrecision::kFp32))
-    return Error{fmt::format("train: matmul_precision bf16 needs a CPU with AVX512_BF16 (this one runs {}); "
-                             "use fp32",
-                             cpu::isa_name(cpu::active_isa()))};
-  struct RestorePrecision {
-    cpu::MatmulPrecision p;
-    ~RestorePrecision() { cpu::set_matmul_precision(p); }
-  } restore_precision{precision_before};
   ThreadPool pool(cfg.threads);
   LrSchedule schedule{cfg.warmup_steps, cfg.steps, cfg.lr, cfg.min_lr};
   HANUL_TRY(schedule.validate());

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "hanul/kernels/cpu/ops.h"
 #include "hanul/tokenizer/tokenizer.h"
 #include "hanul/train/data.h"
 #include "hanul/train/metrics.h"
@@ -153,6 +154,29 @@ TEST_F(TrainerTest, RefusesWhatCannotWork) {
   odd.batch_size = 3;
   odd.grad_accum = 2;
   EXPECT_FALSE(run_training(odd, {}).ok());
+}
+
+// bf16 matmuls where the CPU has no AVX512_BF16 (capped to AVX2 here): refused with a
+// message before the run folder is made, and the process's precision left as it was.
+TEST_F(TrainerTest, Bf16WithoutAvx512Bf16IsRefusedBeforeAnythingIsWritten) {
+  cpu::set_max_isa(cpu::Isa::kAvx2);
+  TrainConfig c = tiny("bf16");
+  c.matmul_precision = "bf16";
+  auto r = run_training(c, {});
+  cpu::set_max_isa(cpu::Isa::kAvx512);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.message().find("needs a CPU with AVX512_BF16"), std::string::npos) << r.message();
+  EXPECT_FALSE(fs::exists(c.out));
+  EXPECT_EQ(cpu::MatmulPrecision::kFp32, cpu::matmul_precision());
+}
+
+// Where it can run, a bf16 run sets the precision for itself only.
+TEST_F(TrainerTest, Bf16RunRestoresThePrecision) {
+  if (!cpu::bf16_matmul_supported()) GTEST_SKIP() << "no AVX512_BF16 on this machine";
+  TrainConfig c = tiny("bf16");
+  c.matmul_precision = "bf16";
+  ASSERT_TRUE(run_training(c, {}).ok());
+  EXPECT_EQ(cpu::MatmulPrecision::kFp32, cpu::matmul_precision());
 }
 
 }  // namespace
