@@ -405,13 +405,13 @@ TEST(CpuGemm, KernelForColumnsPadsLess) {
 // MatmulPrecision::kBf16 (ops.h): float32 operands rounded to bf16 (to nearest even,
 // denormals to zero, as vcvtneps2bf16), k taken in pairs (p, p + 1) inside each
 // k_block(k) block (an odd block's last pair padded with a zero), per pair
-// s += a[p+1]·b[p+1] then s += a[p]·b[p] (vdpbf16ps), each product exact and each sum
-// rounded; block sums and the bias added as for float32. Every layout, stride and
-// thread count gives these bits.
-float bf16_round(float f) {
-  if (std::fabs(f) < 0x1p-126f) f = std::copysign(0.0f, f);
-  return bf16_to_f32(f32_to_bf16(f));
-}
+// s = fma(a[p+1], b[p+1], s) then s = fma(a[p], b[p], s) (vdpbf16ps), each result
+// below FLT_MIN flushed to zero; block sums and the bias added as for float32. Every
+// layout, stride and thread count gives these bits. The last case has partial sums in
+// the denormal range: 2^-63·2^-64 twice is 2^-126 in float32 but 0 here.
+float flush_denormal(float f) { return std::fabs(f) < 0x1p-126f ? std::copysign(0.0f, f) : f; }
+
+float bf16_round(float f) { return bf16_to_f32(f32_to_bf16(flush_denormal(f))); }
 
 float bf16_pairs_sum(const float* a, int64_t as, const float* b, int64_t bs, int64_t k, float y_old,
                      bool accumulate) {
@@ -421,8 +421,8 @@ float bf16_pairs_sum(const float* a, int64_t as, const float* b, int64_t bs, int
     const int64_t p1 = std::min(k, p0 + kb);
     float s = 0.0f;
     for (int64_t p = p0; p < p1; p += 2) {
-      if (p + 1 < p1) s += bf16_round(a[(p + 1) * as]) * bf16_round(b[(p + 1) * bs]);
-      s += bf16_round(a[p * as]) * bf16_round(b[p * bs]);
+      if (p + 1 < p1) s = flush_denormal(std::fma(bf16_round(a[(p + 1) * as]), bf16_round(b[(p + 1) * bs]), s));
+      s = flush_denormal(std::fma(bf16_round(a[p * as]), bf16_round(b[p * bs]), s));
     }
     total = p0 == 0 && !accumulate ? s : total + s;
   }
@@ -437,13 +437,18 @@ TEST(CpuGemmBf16, SumsPairsInTheDocumentedOrderInEveryLayout) {
   ASSERT_TRUE(cpu::set_matmul_precision(cpu::MatmulPrecision::kBf16));
   struct Shape {
     int64_t m, k, n;
+    float scale = 1.0f;  // of both operands
   };
   for (Shape sh : {Shape{1, 1, 1}, Shape{5, 3, 17}, Shape{9, 33, 31}, Shape{37, 341, 45},
-                   Shape{130, 70, 400}, Shape{64, 601, 33}, Shape{70, 40, 2400}, Shape{66, 2048, 40}}) {
+                   Shape{130, 70, 400}, Shape{64, 601, 33}, Shape{70, 40, 2400}, Shape{66, 2048, 40},
+                   Shape{9, 33, 31, 0x1p-63f}}) {
     const int64_t m = sh.m, k = sh.k, n = sh.n;
-    const auto a = random_floats(rng, m * k), b = random_floats(rng, n * k);
+    auto a = random_floats(rng, m * k), b = random_floats(rng, n * k);
+    for (auto* v : {&a, &b})
+      for (float& x : *v) x *= sh.scale;
     const auto at = transposed(a, m, k), bt = transposed(b, n, k);
-    const auto y0 = random_floats(rng, m * n);
+    auto y0 = random_floats(rng, m * n);
+    for (float& x : y0) x *= sh.scale * sh.scale;
     for (bool accumulate : {false, true})
       for (Layout la : {Layout::kRows, Layout::kTransposed})
         for (Layout lb : {Layout::kRows, Layout::kTransposed})

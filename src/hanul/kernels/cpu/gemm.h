@@ -71,9 +71,10 @@ inline int64_t k_block(int64_t k) { return (k + k_blocks(k) - 1) / k_blocks(k); 
 // and every layout above holds pairs where the float kernel holds floats (a [rows][kc
 // pairs] block, tile_t's [kc pairs][rows], the [kc pairs][nr] micro-panel: pack only
 // moves 32-bit units, so it transposes pairs unchanged). Its multiply-add is
-// vdpbf16ps: per lane acc += a_odd·b_odd, then acc += a_even·b_even, each product
-// exact in float32 and each sum rounded (checked bit for bit against the scalar
-// reference in the test). The driver makes the pairs with to_pairs and
+// vdpbf16ps: per lane acc = fma(a_odd, b_odd, acc), then acc = fma(a_even, b_even,
+// acc), each one rounding, a result below FLT_MIN flushed to zero (checked bit for bit
+// against the scalar reference in the test on Zen 4; Intel documents the same order and
+// flushing, not checked here). The driver makes the pairs with to_pairs and
 // interleave_pairs, which round float32 to bf16 to nearest even as vcvtneps2bf16
 // does (denormals to zero), a block of k of odd length padded with a zero element.
 struct Kernel {
