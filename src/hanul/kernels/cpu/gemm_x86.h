@@ -210,12 +210,12 @@ void interleave_pairs(const float* even, const float* odd, int64_t n, int64_t n_
 }  // namespace HANUL_GEMM_NS
 
 #if defined(HANUL_GEMM_BF16)
-const Kernel HANUL_GEMM_TABLE = {HANUL_GEMM_NS::kMr,      HANUL_GEMM_NS::kNr,     HANUL_GEMM_NS::tile,
-                                 HANUL_GEMM_NS::tile_t,   HANUL_GEMM_NS::pack,    HANUL_GEMM_NS::to_pairs,
-                                 HANUL_GEMM_NS::interleave_pairs};
+#define HANUL_GEMM_PAIR_FNS HANUL_GEMM_NS::to_pairs, HANUL_GEMM_NS::interleave_pairs
 #else
-const Kernel HANUL_GEMM_TABLE = {HANUL_GEMM_NS::kMr,    HANUL_GEMM_NS::kNr, HANUL_GEMM_NS::tile,
-                                 HANUL_GEMM_NS::tile_t, HANUL_GEMM_NS::pack, nullptr, nullptr};
+#define HANUL_GEMM_PAIR_FNS nullptr, nullptr  // a float kernel makes no pairs
 #endif
+const Kernel HANUL_GEMM_TABLE = {HANUL_GEMM_NS::kMr,    HANUL_GEMM_NS::kNr,  HANUL_GEMM_NS::tile,
+                                 HANUL_GEMM_NS::tile_t, HANUL_GEMM_NS::pack, HANUL_GEMM_PAIR_FNS};
+#undef HANUL_GEMM_PAIR_FNS
 
 }  // namespace hanul::cpu::gemm
